@@ -1,0 +1,55 @@
+"""Permissions per role (pure data). Deny by default: a role has only what is listed."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from clarity.auth.models import Role
+
+
+class Permission(StrEnum):
+    # Any signed-in user, about their own account (profile, sessions, password, MFA).
+    own_account = "account:own"
+    users_read = "users:read"
+    users_manage = "users:manage"
+    audit_read = "audit:read"
+    organization_read = "organization:read"
+    # Patient data: the record, and the de-identified view researchers get.
+    patients_read = "patients:read"
+    patients_write = "patients:write"
+    deidentified_read = "deidentified:read"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.admin: frozenset(
+        {
+            Permission.own_account,
+            Permission.users_read,
+            Permission.users_manage,
+            Permission.audit_read,
+            Permission.organization_read,
+            Permission.patients_read,
+            Permission.patients_write,
+            Permission.deidentified_read,
+        }
+    ),
+    Role.clinician: frozenset(
+        {
+            Permission.own_account,
+            Permission.organization_read,
+            Permission.patients_read,
+            Permission.patients_write,
+        }
+    ),
+    Role.researcher: frozenset(
+        {Permission.own_account, Permission.organization_read, Permission.deidentified_read}
+    ),
+    Role.patient: frozenset({Permission.own_account, Permission.patients_read}),
+}
+
+
+def role_has(role: str, permission: Permission) -> bool:
+    try:
+        return permission in ROLE_PERMISSIONS[Role(role)]
+    except ValueError:
+        return False

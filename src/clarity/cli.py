@@ -1,0 +1,182 @@
+"""The ``clarity`` command: serve, migrate, manage users, seed demo data, verify the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clarity import migrate as migrations
+from clarity.audit import service as audit
+from clarity.audit.chain import ChainBreak
+from clarity.audit.service import AuditActor, bind_actor
+from clarity.auth.models import Role
+from clarity.config import Environment, Settings, UnsafeConfiguration, get_settings
+from clarity.database import scope_session
+from clarity.errors import AppError
+from clarity.organizations.service import get_or_create
+from clarity.runtime import Runtime, open_runtime
+from clarity.users.service import create_user
+
+app = typer.Typer(help="Clarity: digital-twin backend for psychiatric care.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit trail tools.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+# Demo accounts: printed by seed-demo and listed in the README. Demo only: never in production.
+DEMO_ORGANIZATION = "Clarity demo clinic"
+DEMO_USERS: list[tuple[str, str, Role]] = [
+    ("admin@demo.clarity.example", "Harbor-Lantern-42", Role.admin),
+    ("clinician@demo.clarity.example", "Willow-Compass-42", Role.clinician),
+    ("researcher@demo.clarity.example", "Granite-Meadow-42", Role.researcher),
+    ("patient@demo.clarity.example", "Saffron-Orbit-42", Role.patient),
+]
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+        settings.check_production()
+    except UnsafeConfiguration as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    return settings
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with open_runtime(_settings()) as runtime:
+            return await work(runtime)
+
+    return asyncio.run(main())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    _settings()
+    console.print(f"Clarity on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "clarity.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Upgrade the database schema (to head by default)."""
+    settings = _settings()
+    migrations.upgrade(settings.database_url, revision)
+    console.print(f"Database upgraded to {revision}.")
+
+
+async def _create_user(
+    runtime: Runtime, email: str, password: str, role: Role, organization: str | None
+) -> str:
+    async with runtime.db.session(system=True) as session:
+        org = await get_or_create(session, organization or runtime.settings.default_organization)
+        scope_session(session, org.id)
+        bind_actor(session, AuditActor(organization_id=org.id, request_id="cli"))
+        user = await create_user(runtime, session, email=email, password=password, role=role)
+        await session.commit()
+        return str(user.id)
+
+
+@app.command("create-user")
+def create_user_command(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="At least 12 characters, not a common one.")],
+    role: Annotated[Role, typer.Option(help="admin, clinician, researcher or patient.")],
+    organization: Annotated[
+        str | None, typer.Option("--org", help="Organization name (created if new).")
+    ] = None,
+) -> None:
+    """Create a user account."""
+    try:
+        user_id = _run(lambda rt: _create_user(rt, email, password, role, organization))
+    except AppError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Created {role.value} account {user_id}.")
+
+
+async def _seed(runtime: Runtime) -> list[tuple[str, str, Role, bool]]:
+    created: list[tuple[str, str, Role, bool]] = []
+    for email, password, role in DEMO_USERS:
+        try:
+            await _create_user(runtime, email, password, role, DEMO_ORGANIZATION)
+            created.append((email, password, role, True))
+        except AppError as exc:
+            if exc.code != "email_taken":
+                raise
+            created.append((email, password, role, False))
+    return created
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Create one demo account of every role (demo only; refused in production)."""
+    if get_settings().environment is Environment.production:
+        err.print("[red]seed-demo is refused in production.[/red]")
+        raise typer.Exit(2)
+    rows = _run(_seed)
+    table = Table(title=f"Demo accounts in '{DEMO_ORGANIZATION}' (demo only)")
+    for column in ("role", "email", "password", "status"):
+        table.add_column(column)
+    for email, password, role, new in rows:
+        table.add_row(
+            role.value, email, password if new else "(unchanged)", "created" if new else "exists"
+        )
+    console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; name the first broken record. Exit 1 if broken."""
+
+    async def work(runtime: Runtime) -> tuple[int, ChainBreak | None]:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("Verifying audit chain", total=None)
+
+            def on_progress(n: int) -> None:
+                if n % 1000 == 0:
+                    progress.update(task, description=f"Verified {n:,} records")
+
+            async with runtime.db.session(system=True) as session:
+                return await audit.verify(session, on_progress)
+
+    checked, broken = _run(work)
+    if broken is None:
+        console.print(f"[green]Audit chain intact: {checked:,} records verified.[/green]")
+        return
+    where = "unknown" if broken.record_id is None else str(broken.record_id)
+    err.print(
+        f"[red]Audit chain BROKEN at record {where}: {broken.reason}.[/red] "
+        f"{checked:,} records before it verified."
+    )
+    raise typer.Exit(1)

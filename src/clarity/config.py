@@ -1,0 +1,122 @@
+"""The one settings object. Every knob is an environment variable prefixed ``CLARITY_``.
+
+Defaults are embedded and need no server (SQLite file, in-process cache and events) so that
+a fresh clone runs with one command. ``CLARITY_ENVIRONMENT=production`` turns on checks
+that refuse unsafe defaults before anything starts.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "clarity-development-secret-key-change-me"  # noqa: S105 - refused in production
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class UnsafeConfiguration(RuntimeError):
+    """Raised at start-up when production settings would be unsafe; the message is one line."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLARITY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = Environment.development
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+
+    # Storage, cache and broker: embedded unless a URL is given.
+    database_url: str = "sqlite+aiosqlite:///./clarity.db"
+    database_pool_size: int = 10
+    database_echo: bool = False
+    redis_url: str | None = None
+    cache_prefix: str = "clarity:"
+    cache_retry_seconds: float = 1.0
+    broker_url: str | None = None
+    ready_requires: CsvList = Field(default_factory=lambda: ["database"])
+
+    # Tokens.
+    jwt_issuer: str = "clarity"
+    jwt_audience: str = "clarity-api"
+    access_token_minutes: int = 15
+    refresh_token_days: int = 14
+
+    # Identity.
+    default_organization: str = "Default clinic"
+    self_registration: bool = False
+    mfa_required_for_admins: bool = False
+    lockout_threshold: int = 5
+    lockout_window_seconds: int = 900
+    password_min_length: int = 12
+
+    # HTTP hygiene.
+    cors_origins: CsvList = Field(default_factory=list)
+    max_body_bytes: int = 1_048_576
+    rate_limit_per_ip: int = 600
+    rate_limit_per_user: int = 600
+    rate_limit_login: int = 10
+    rate_limit_window_seconds: int = 60
+    trust_forwarded_for: bool = False
+    hsts_seconds: int = 31_536_000
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    _split_lists = field_validator("ready_requires", "cors_origins", mode="before")(_split_csv)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite or ":memory:" in self.database_url:
+            return None
+        return Path(self.database_url.split("///", 1)[1])
+
+    def unsafe_reasons(self) -> list[str]:
+        """Why these settings must not run in production (empty when they may)."""
+        reasons: list[str] = []
+        key = self.secret_key.get_secret_value()
+        if key == DEFAULT_SECRET_KEY:
+            reasons.append("CLARITY_SECRET_KEY is the development default; set a random key")
+        elif len(key) < MIN_SECRET_KEY_LENGTH:
+            reasons.append(f"CLARITY_SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters")
+        if self.is_sqlite:
+            reasons.append("CLARITY_DATABASE_URL is SQLite; production needs PostgreSQL")
+        if "*" in self.cors_origins:
+            reasons.append("CLARITY_CORS_ORIGINS contains '*'; list the front-end origins")
+        return reasons
+
+    def check_production(self) -> None:
+        """Refuse to start in production on unsafe settings, with a one-line reason."""
+        if self.environment is Environment.production:
+            reasons = self.unsafe_reasons()
+            if reasons:
+                raise UnsafeConfiguration("refusing to start in production: " + "; ".join(reasons))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

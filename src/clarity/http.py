@@ -1,0 +1,199 @@
+"""HTTP hygiene for every request, in one pure-ASGI pass (cheap on the hot path).
+
+Request id (taken from ``X-Request-ID`` or generated, echoed, bound to every log line),
+security headers, ``Cache-Control: no-store`` on the API, a body size limit, the per-client
+rate limit, one access log line with the route template (never the raw path with ids),
+and a bare problem+json 500 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clarity.cache import Cache
+from clarity.config import Settings
+from clarity.errors import problem
+from clarity.logging import get_logger
+
+log = get_logger("clarity.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+_DOCS_PATHS = ("/docs", "/redoc", "/static/docs")
+_API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+_DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; frame-ancestors 'none'"
+)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """The streamed body passed the configured limit (an HTTP error so FastAPI re-raises it)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+def client_address(scope: Scope, trust_forwarded_for: bool) -> str:
+    if trust_forwarded_for:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                forwarded: str = value.decode("latin-1")
+                return forwarded.split(",")[0].strip()
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings, cache: Cache) -> None:
+        self.app = app
+        self.settings = settings
+        self.cache = cache
+        self._static_headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (
+                b"strict-transport-security",
+                f"max-age={settings.hsts_seconds}; includeSubDomains".encode(),
+            ),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = self._request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        address = client_address(scope, self.settings.trust_forwarded_for)
+        scope["state"]["client_address"] = address
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        path: str = scope["path"]
+        is_docs = path.startswith(_DOCS_PATHS) or path == "/openapi.json"
+        status_holder = [0]
+        extra_headers = [
+            *self._static_headers,
+            (b"x-request-id", request_id.encode()),
+            (b"content-security-policy", _DOCS_CSP if is_docs else _API_CSP),
+        ]
+        if not is_docs:
+            extra_headers.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = list(message.get("headers", [])) + extra_headers
+            await send(message)
+
+        try:
+            rejection = await self._reject_early(scope, address, request_id)
+            if rejection is not None:
+                await rejection(scope, receive, send_with_headers)
+                return
+            await self.app(scope, self._limited(receive), send_with_headers)
+        except BodyTooLarge:
+            if status_holder[0] == 0:
+                await self._too_large(request_id)(scope, receive, send_with_headers)
+        except Exception as exc:
+            # The exception class only: driver messages can quote SQL and values.
+            log.error("request.unhandled_error", error=type(exc).__name__)
+            if status_holder[0] == 0:
+                await problem(500, "internal_error", request_id=request_id)(
+                    scope, receive, send_with_headers
+                )
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                route=route_template(scope),
+                status=status_holder[0],
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    @staticmethod
+    def _request_id(scope: Scope) -> str:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                candidate: str = value.decode("latin-1")
+                if _REQUEST_ID.match(candidate):
+                    return candidate
+                break
+        return uuid.uuid4().hex
+
+    async def _reject_early(self, scope: Scope, address: str, request_id: str) -> Any:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.settings.max_body_bytes
+                except ValueError:
+                    return problem(400, "bad_request", "Invalid Content-Length header.")
+                if too_big:
+                    return self._too_large(request_id)
+        if scope["path"].startswith("/health/"):
+            return None
+        window = self.settings.rate_limit_window_seconds
+        count, reset = await self.cache.incr(f"rl:ip:{address}", window)
+        if count > self.settings.rate_limit_per_ip:
+            return rate_limited(reset, request_id)
+        return None
+
+    def _too_large(self, request_id: str) -> Any:
+        return problem(
+            413,
+            "payload_too_large",
+            f"The request body is larger than {self.settings.max_body_bytes} bytes.",
+            request_id=request_id,
+        )
+
+    def _limited(self, receive: Receive) -> Receive:
+        limit = self.settings.max_body_bytes
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return counted
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route with its parameters named (``/users/{user_id}``), never raw ids."""
+    if scope.get("route") is None:
+        return "unmatched"
+    path: str = scope.get("path", "")
+    params: dict[str, Any] = scope.get("path_params") or {}
+    if not params:
+        return path
+    by_value = {str(value): name for name, value in params.items()}
+    parts = [f"{{{by_value[p]}}}" if p in by_value else p for p in path.split("/")]
+    return "/".join(parts)
+
+
+def retry_after(reset_seconds: float) -> str:
+    """Whole seconds until a window resets, never less than 1 (the Retry-After value)."""
+    return str(max(1, math.ceil(reset_seconds)))
+
+
+def rate_limited(reset_seconds: float, request_id: str | None = None) -> Any:
+    seconds = retry_after(reset_seconds)
+    return problem(
+        429,
+        "rate_limited",
+        f"Too many requests; retry after {seconds} seconds.",
+        request_id=request_id,
+        headers={"Retry-After": seconds},
+    )

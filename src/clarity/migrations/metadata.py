@@ -1,0 +1,7 @@
+"""Imports every model module so that ``Base.metadata`` knows all tables (for Alembic)."""
+
+from clarity.audit import models as audit_models
+from clarity.auth import models as auth_models
+from clarity.organizations import models as organization_models
+
+__all__ = ["audit_models", "auth_models", "organization_models"]

@@ -1,0 +1,59 @@
+"""What a running Clarity holds: settings, database, cache, event bus, token codec.
+
+The app factory builds one :class:`Runtime` (nothing connects yet) and its lifespan starts
+and stops it; the CLI does the same through :func:`open_runtime`. So there is exactly one
+way to reach each backing service, chosen by configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from clarity.auth.tokens import TokenCodec
+from clarity.cache import Cache
+from clarity.config import Settings
+from clarity.database import Database
+from clarity.events import EventBus, create_bus
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    cache: Cache
+    bus: EventBus
+    tokens: TokenCodec
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        settings.check_production()
+        return cls(
+            settings=settings,
+            db=Database(settings),
+            cache=Cache(settings.redis_url, settings.cache_prefix, settings.cache_retry_seconds),
+            bus=create_bus(settings.broker_url),
+            tokens=TokenCodec(
+                settings.secret_key.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
+            ),
+        )
+
+    async def start(self) -> None:
+        await self.cache.connect()
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+        await self.cache.close()
+        await self.db.dispose()
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = Runtime.build(settings)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
