@@ -9,6 +9,7 @@ background, and when Redis is back replays the writes (revocations) made meanwhi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from dataclasses import dataclass, field
 
@@ -128,7 +129,10 @@ class Cache:
             log.warning("cache.degraded", operation=op, fallback="in-process")
         self._redis_up = False
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(self._reconnect())
+            # A fresh context: the probe outlives the request that noticed the failure.
+            self._probe = asyncio.get_running_loop().create_task(
+                self._reconnect(), context=contextvars.Context()
+            )
 
     async def _reconnect(self) -> None:
         assert self._redis is not None

@@ -180,3 +180,7 @@ def audit_verify() -> None:
         f"{checked:,} records before it verified."
     )
     raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -135,7 +135,9 @@ class RequestMiddleware:
                 try:
                     too_big = int(value) > self.settings.max_body_bytes
                 except ValueError:
-                    return problem(400, "bad_request", "Invalid Content-Length header.")
+                    return problem(
+                        400, "bad_request", "Invalid Content-Length header.", request_id=request_id
+                    )
                 if too_big:
                     return self._too_large(request_id)
         if scope["path"].startswith("/health/"):

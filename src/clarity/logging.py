@@ -54,7 +54,8 @@ PHI_FIELDS = frozenset(
 _PATTERNS = [
     re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"),  # email
     re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),  # SSN-like
-    re.compile(r"(?<![\w-])\+?\d[\d\s().\-]{8,}\d\b"),  # phone-like
+    # phone-like (a UUID whose leading groups happen to be all digits is not a phone number)
+    re.compile(r"(?<![\w-])(?![0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-)\+?\d[\d\s().\-]{8,}\d\b"),
     re.compile(r"\b(?:19|20)\d{2}-\d{2}-\d{2}\b(?!T)"),  # ISO date (date of birth)
     re.compile(r"\b\d{1,2}/\d{1,2}/(?:19|20)\d{2}\b"),  # US date
 ]

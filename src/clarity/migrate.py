@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
 
+from clarity.database import UTCDateTime
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Write UTCDateTime as a plain timezone-aware DateTime: migrations stay self-contained."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def alembic_config(database_url: str) -> Config:

@@ -21,7 +21,7 @@ from clarity.audit.service import AuditActor, bind_actor
 from clarity.auth.models import AuthSession
 from clarity.auth.patient_access import may_reach_patient
 from clarity.auth.permissions import Permission, role_has
-from clarity.auth.tokens import InvalidToken
+from clarity.auth.tokens import InvalidToken, TokenClaims
 from clarity.database import scope_session
 from clarity.errors import AppError, not_found
 from clarity.http import retry_after
@@ -34,7 +34,9 @@ bearer = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are ``async def`` on purpose: FastAPI runs plain ``def`` ones in a thread pool,
+# a thread hop that costs more than the work they do.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -42,9 +44,16 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    """One session per request; unscoped until the caller is authenticated."""
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request. It is scoped to the caller's organization as soon as the
+    caller is known, whichever of the two FastAPI resolves first (see :func:`authenticate`).
+    A session of an anonymous request reaches no tenant data."""
+    runtime: Runtime = request.app.state.runtime
     async with runtime.db.session() as session:
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is not None:
+            _bind(session, principal, request)
+        request.state.db_session = session
         yield session
 
 
@@ -69,14 +78,38 @@ def revoked_key(session_id: uuid.UUID) -> str:
     return f"revoked:sid:{session_id}"
 
 
+def _bind(session: AsyncSession, principal: Principal, request: Request) -> None:
+    scope_session(session, principal.organization_id)
+    bind_actor(
+        session,
+        AuditActor(
+            actor_id=principal.user_id,
+            actor_role=principal.role,
+            organization_id=principal.organization_id,
+            client_address=request.state.client_address,
+            request_id=request.state.request_id,
+        ),
+    )
+
+
+async def _revoked_in_database(runtime: Runtime, claims: TokenClaims) -> bool:
+    async with runtime.db.session(claims.organization_id) as session:
+        revoked = await session.scalar(
+            select(AuthSession.revoked_at).where(AuthSession.id == claims.session_id)
+        )
+    return revoked is not None
+
+
 async def authenticate(
     request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    """Validate the bearer token, check revocation and the per-user rate limit.
+
+    Kept to two sub-dependencies on purpose: it runs on every authenticated request."""
     if credentials is None:
         raise _unauthenticated("not_authenticated", "Send an access token: Authorization: Bearer.")
+    runtime: Runtime = request.app.state.runtime
     try:
         claims = runtime.tokens.decode(credentials.credentials, "access")
     except InvalidToken:
@@ -85,14 +118,9 @@ async def authenticate(
         ) from None
     if await runtime.cache.get(revoked_key(claims.session_id)) is not None:
         raise _unauthenticated("token_revoked", "This session has ended; log in again.")
-    scope_session(session, claims.organization_id)
-    if runtime.cache.degraded:
-        # Another replica's revocation may not have reached us: ask the database.
-        revoked = await session.scalar(
-            select(AuthSession.revoked_at).where(AuthSession.id == claims.session_id)
-        )
-        if revoked is not None:
-            raise _unauthenticated("token_revoked", "This session has ended; log in again.")
+    if runtime.cache.degraded and await _revoked_in_database(runtime, claims):
+        # Another replica's revocation may not have reached us while the cache is down.
+        raise _unauthenticated("token_revoked", "This session has ended; log in again.")
     settings = runtime.settings
     count, reset = await runtime.cache.incr(
         f"rl:user:{claims.subject}", settings.rate_limit_window_seconds
@@ -104,17 +132,7 @@ async def authenticate(
             "Too many requests for this account; slow down.",
             headers={"Retry-After": retry_after(reset)},
         )
-    bind_actor(
-        session,
-        AuditActor(
-            actor_id=claims.subject,
-            actor_role=claims.role,
-            organization_id=claims.organization_id,
-            client_address=request.state.client_address,
-            request_id=request.state.request_id,
-        ),
-    )
-    return Principal(
+    principal = Principal(
         user_id=claims.subject,
         organization_id=claims.organization_id,
         role=claims.role,
@@ -122,6 +140,11 @@ async def authenticate(
         token_id=claims.jti,
         mfa_setup_only=claims.mfa_setup_only,
     )
+    request.state.principal = principal
+    session: AsyncSession | None = getattr(request.state, "db_session", None)
+    if session is not None:
+        _bind(session, principal, request)
+    return principal
 
 
 def require(permission: Permission) -> Any:
@@ -147,7 +170,7 @@ def require(permission: Permission) -> Any:
 def public(reason: str) -> Any:
     """Declare a route open without authentication, and say why."""
 
-    def open_route() -> None:
+    async def open_route() -> None:
         return None
 
     open_route.public_reason = reason  # type: ignore[attr-defined]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
-from clarity.auth import service
+from clarity.auth import profiles, service
 from clarity.auth.dependencies import (
     Principal,
     RuntimeDep,
@@ -117,8 +117,14 @@ async def logout(principal: Own, runtime: RuntimeDep, session: SessionDep) -> No
 
 
 @router.get("/me", response_model=UserOut)
-async def me(principal: Own, session: SessionDep) -> UserOut:
-    return UserOut.model_validate(await service.current_user(session, principal))
+async def me(principal: Own, runtime: RuntimeDep) -> Response:
+    """The signed-in account (served from the profile cache: the hottest route)."""
+    found = await profiles.load(
+        runtime.cache, runtime.db, principal.organization_id, principal.user_id
+    )
+    if found is None or not found[0].is_active:
+        raise AppError(401, "not_authenticated", "This account no longer exists or is inactive.")
+    return Response(found[1], media_type="application/json")
 
 
 @router.post("/password", response_model=Message)

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarity.audit.service import AuditActor, bind_actor, record
-from clarity.auth import mfa
+from clarity.auth import mfa, profiles
 from clarity.auth.dependencies import Principal, revoked_key
 from clarity.auth.models import AuthSession, RefreshToken, Role, User
 from clarity.auth.passwords import (
@@ -176,6 +176,7 @@ async def login(
         actor=actor,
     )
     await session.commit()
+    await profiles.touch(cache, user.id)
     return pair
 
 
@@ -391,6 +392,7 @@ async def change_password(
         details={"other_sessions_ended": ended},
     )
     await session.commit()
+    await profiles.touch(runtime.cache, user.id)
     return ended
 
 
@@ -442,6 +444,7 @@ async def mfa_confirm(
     await revoke_user_sessions(runtime, session, user.id, "mfa_enabled")
     record(session, "auth.mfa_enabled", resource_type="user", resource_id=user.id)
     await session.commit()
+    await profiles.touch(runtime.cache, user.id)
     return codes
 
 
@@ -473,6 +476,7 @@ async def mfa_disable(
         session, "auth.mfa_disabled", resource_type="user", resource_id=user.id, severity="warning"
     )
     await session.commit()
+    await profiles.touch(runtime.cache, user.id)
 
 
 async def register_patient(

@@ -8,7 +8,8 @@ as an access token (or the reverse) is refused.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -36,11 +37,18 @@ class TokenClaims:
     mfa_setup_only: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class TokenCodec:
+    """Encodes and verifies tokens. Verified tokens are remembered (bounded LRU) so a token
+    presented again skips the signature and parsing work; expiry is still checked each time."""
+
     secret: str
     issuer: str
     audience: str
+    max_remembered: int = 10_000
+    _verified: OrderedDict[tuple[str, str], TokenClaims] = field(
+        default_factory=OrderedDict, repr=False
+    )
 
     def encode(
         self,
@@ -83,6 +91,21 @@ class TokenCodec:
         return jwt.encode(payload, self.secret, algorithm=ALGORITHM), claims
 
     def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
+        key = (token, expected_type)
+        remembered = self._verified.get(key)
+        if remembered is not None:
+            if remembered.expires_at > datetime.now(UTC):
+                self._verified.move_to_end(key)
+                return remembered
+            del self._verified[key]
+            raise InvalidToken("ExpiredSignatureError")
+        claims = self._verify(token, expected_type)
+        self._verified[key] = claims
+        if len(self._verified) > self.max_remembered:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str, expected_type: TokenType) -> TokenClaims:
         try:
             payload = jwt.decode(
                 token,

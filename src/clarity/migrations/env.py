@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from clarity.config import Settings
-from clarity.database import Base, UTCDateTime, create_engine
+from clarity.database import Base, create_engine
+from clarity.migrate import render_item
 from clarity.migrations import metadata  # noqa: F401 - registers every model's table
 
 config = context.config
-
-
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
-    """Write UTCDateTime as a plain timezone-aware DateTime: migrations stay self-contained."""
-    if type_ == "type" and isinstance(obj, UTCDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
 
 
 def _configure(connection: Connection | None = None, **kwargs: Any) -> None:

@@ -67,7 +67,6 @@ async def update_user(
     user = await service.update_user(
         runtime, session, principal, user_id, role=body.role, is_active=body.is_active
     )
-    await session.commit()
     return UserOut.model_validate(user)
 
 
@@ -78,5 +77,4 @@ async def deactivate_user(
     user = await service.update_user(
         runtime, session, principal, user_id, role=None, is_active=False
     )
-    await session.commit()
     return UserOut.model_validate(user)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarity.audit.service import record
+from clarity.auth import profiles
 from clarity.auth.dependencies import Principal
 from clarity.auth.models import Role, User
 from clarity.auth.passwords import hash_password
@@ -81,7 +82,7 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
-async def update_user(
+async def update_user(  # commits: the profile version must change after the commit
     runtime: Runtime,
     session: AsyncSession,
     principal: Principal,
@@ -113,4 +114,6 @@ async def update_user(
         await revoke_user_sessions(runtime, session, user.id, "account_changed")
     action = "user.deactivate" if changes.get("is_active") == "True->False" else "user.update"
     record(session, action, resource_type="user", resource_id=user.id, details=changes)
+    await session.commit()
+    await profiles.touch(runtime.cache, user.id)
     return user
