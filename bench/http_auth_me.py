@@ -50,8 +50,9 @@ def free_port() -> int:
 
 
 def clarity(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "clarity.cli", *args], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "clarity.cli", *args], env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def wait_ready(base: str, timeout: float = 30) -> None:
@@ -159,7 +160,9 @@ def main() -> int:
     clarity(env, "create-user", "--email", EMAIL, "--password", PASSWORD, "--role", "clinician")
     server = subprocess.Popen(
         [sys.executable, "-m", "clarity.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -174,13 +177,16 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     tool = "wrk" if shutil.which("wrk") else "asyncio client"
-    print(f"load: {tool}, {args.connections} connections, {args.seconds}s per route, "
-          f"cache: {'redis' if args.redis else 'in-process'}, "
-          f"database: {'sqlite' if not args.database else args.database.split(':')[0]}")
+    print(
+        f"load: {tool}, {args.connections} connections, {args.seconds}s per route, "
+        f"cache: {'redis' if args.redis else 'in-process'}, "
+        f"database: {'sqlite' if not args.database else args.database.split(':')[0]}"
+    )
     print(f"{'route':<20}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for r in (bare, authed):
-        print(f"{r.route:<20}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}"
-              f"{r.errors:>8}")
+        print(
+            f"{r.route:<20}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{r.errors:>8}"
+        )
     ratio = authed.requests_per_s / bare.requests_per_s
     verdict = "meets" if ratio >= 0.5 else "MISSES"
     print(f"throughput ratio auth/bare: {ratio:.2f} ({verdict} the goal of >= 0.50)")

@@ -24,6 +24,7 @@ from clarity.errors import install_error_handlers
 from clarity.health.router import router as health_router
 from clarity.http import RequestMiddleware
 from clarity.logging import configure_logging, get_logger
+from clarity.migrate import check_at_head
 from clarity.organizations import service as organizations
 from clarity.organizations.router import router as organization_router
 from clarity.runtime import Runtime
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
+            await check_at_head(runtime.db.engine)
             if settings.is_sqlite:
                 async with runtime.db.session(system=True) as session:
                     if await organizations.ensure_default(session, settings.default_organization):

@@ -102,7 +102,7 @@ class Cache:
 
     @property
     def backend(self) -> str:
-        return "redis" if self._redis is not None else "memory"
+        return "redis" if self._redis is not None else "in-process"
 
     @property
     def degraded(self) -> bool:

@@ -19,6 +19,7 @@ from clarity.auth.models import Role
 from clarity.config import Environment, Settings, UnsafeConfiguration, get_settings
 from clarity.database import scope_session
 from clarity.errors import AppError
+from clarity.migrate import SchemaOutOfDate, check_at_head
 from clarity.organizations.service import get_or_create
 from clarity.runtime import Runtime, open_runtime
 from clarity.users.service import create_user
@@ -27,7 +28,7 @@ app = typer.Typer(help="Clarity: digital-twin backend for psychiatric care.", no
 audit_app = typer.Typer(help="Audit trail tools.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 # Demo accounts: printed by seed-demo and listed in the README. Demo only: never in production.
@@ -67,7 +68,11 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    _settings()
+    try:
+        _run(lambda runtime: check_at_head(runtime.db.engine))
+    except SchemaOutOfDate as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     console.print(f"Clarity on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "clarity.app:create_app",

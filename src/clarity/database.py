@@ -170,6 +170,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url,
             echo=settings.database_echo,
+            hide_parameters=True,  # values are PHI: keep them out of logs and error texts
             connect_args={"timeout": 30},
             **pool,
         )
@@ -178,6 +179,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         echo=settings.database_echo,
+        hide_parameters=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,

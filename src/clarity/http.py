@@ -173,16 +173,21 @@ class RequestMiddleware:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route with its parameters named (``/users/{user_id}``), never raw ids."""
-    if scope.get("route") is None:
+    """The matched route with its parameters named (``/users/{user_id}``), never raw ids.
+
+    The matched route knows its own template; the request path supplies any prefix it
+    was mounted under (same number of trailing segments)."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if route is None or template is None:
         return "unmatched"
     path: str = scope.get("path", "")
-    params: dict[str, Any] = scope.get("path_params") or {}
-    if not params:
+    if "{" not in template:
         return path
-    by_value = {str(value): name for name, value in params.items()}
-    parts = [f"{{{by_value[p]}}}" if p in by_value else p for p in path.split("/")]
-    return "/".join(parts)
+    tail = template.strip("/").split("/")
+    segments = path.strip("/").split("/")
+    prefix = segments[: max(0, len(segments) - len(tail))]
+    return "/" + "/".join(prefix + tail)
 
 
 def retry_after(reset_seconds: float) -> str:

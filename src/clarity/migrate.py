@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clarity.database import UTCDateTime
 
@@ -33,3 +37,25 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the migrations' head; the message says what to run."""
+
+
+async def check_at_head(engine: AsyncEngine) -> None:
+    """Refuse to serve on a schema older (or newer) than this code's migrations."""
+    script = ScriptDirectory(str(MIGRATIONS))
+    heads = set(script.get_heads())
+
+    def current(conn: Connection) -> set[str]:
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+    async with engine.connect() as conn:
+        at = await conn.run_sync(current)
+    if at != heads:
+        found = ", ".join(sorted(at)) or "an empty database"
+        raise SchemaOutOfDate(
+            f"database schema is at {found}, this code needs {', '.join(sorted(heads))}: "
+            "run `clarity migrate`"
+        )

@@ -17,7 +17,8 @@ async def test_login_returns_bearer_pair_and_me_works(h: Harness) -> None:
         tokens["access_token"], TEST_SECRET, algorithms=["HS256"], audience="clarity-api"
     )
     assert {"sub", "role", "jti", "exp", "iat", "type", "iss", "aud"} <= claims.keys()
-    assert claims["type"] == "access" and claims["role"] == "clinician"
+    assert claims["type"] == "access"
+    assert claims["role"] == "clinician"
 
     me = await h.client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
     assert me.status_code == 200
@@ -119,10 +120,9 @@ async def test_deactivated_user_cannot_log_in_and_loses_sessions(h: Harness) -> 
     admin = await h.token_for(Role.admin)
     email, user_id = await h.user(Role.clinician)
     tokens = await h.login(email)
-    response = await h.client.post(
-        f"/api/v1/users/{user_id}/deactivate", headers=bearer(admin)
-    )
-    assert response.status_code == 200 and response.json()["is_active"] is False
+    response = await h.client.post(f"/api/v1/users/{user_id}/deactivate", headers=bearer(admin))
+    assert response.status_code == 200
+    assert response.json()["is_active"] is False
     me = await h.client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
     assert me.status_code == 401
     login = await h.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})

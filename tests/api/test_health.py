@@ -33,7 +33,7 @@ async def test_ready_reports_each_dependency_up(h: Harness) -> None:
     assert set(body["checks"]) == {"database", "cache", "broker"}
     for check in body["checks"].values():
         _assert_check(check, "up")
-    expected_cache = "memory" if h.runtime.settings.redis_url is None else "redis"
+    expected_cache = "in-process" if h.runtime.settings.redis_url is None else "redis"
     assert body["checks"]["cache"]["backend"] == expected_cache
     assert body["checks"]["broker"]["backend"] == "in-process"
 

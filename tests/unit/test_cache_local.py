@@ -56,7 +56,7 @@ def test_incr_does_not_extend_the_window() -> None:
 
 async def test_in_process_cache() -> None:
     cache = Cache(None, prefix="t:")
-    assert cache.backend == "memory"
+    assert cache.backend == "in-process"
     assert cache.degraded is False
     await cache.connect()
     assert await cache.ping() is True

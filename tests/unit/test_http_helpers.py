@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -9,9 +10,13 @@ import pytest
 from clarity.http import client_address, retry_after, route_template
 
 
+def _route(template: str) -> SimpleNamespace:
+    return SimpleNamespace(path=template)
+
+
 def test_route_template_names_path_parameters() -> None:
     scope: dict[str, Any] = {
-        "route": object(),
+        "route": _route("/users/{user_id}"),
         "path": "/api/v1/users/abc",
         "path_params": {"user_id": "abc"},
     }
@@ -20,15 +25,26 @@ def test_route_template_names_path_parameters() -> None:
 
 def test_route_template_names_several_parameters() -> None:
     scope: dict[str, Any] = {
-        "route": object(),
+        "route": _route("/orgs/{org_id}/patients/{patient_id}"),
         "path": "/api/v1/orgs/o1/patients/p2",
         "path_params": {"org_id": "o1", "patient_id": "p2"},
     }
     assert route_template(scope) == "/api/v1/orgs/{org_id}/patients/{patient_id}"
 
 
+def test_route_template_is_positional_not_by_value() -> None:
+    # A parameter whose value equals a fixed segment must not rename that segment.
+    scope: dict[str, Any] = {
+        "route": _route("/users/{user_id}"),
+        "path": "/api/v1/users/users",
+        "path_params": {"user_id": "users"},
+    }
+    assert route_template(scope) == "/api/v1/users/{user_id}"
+
+
 def test_route_template_without_parameters_is_the_path() -> None:
-    assert route_template({"route": object(), "path": "/health/live"}) == "/health/live"
+    scope = {"route": _route("/health/live"), "path": "/health/live"}
+    assert route_template(scope) == "/health/live"
 
 
 def test_route_template_without_route_is_unmatched() -> None:

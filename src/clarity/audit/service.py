@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event, select
@@ -24,7 +24,7 @@ from clarity.audit.chain import (
     record_hash,
 )
 from clarity.audit.models import AuditChainHead, AuditEvent
-from clarity.database import utcnow
+from clarity.database import ORG_KEY, utcnow
 
 PENDING_KEY = "audit_pending"
 ACTOR_KEY = "audit_actor"
@@ -59,6 +59,9 @@ def record(
 ) -> None:
     """Queue an audit record; it is written when (and only if) the session commits."""
     who = actor or session.info.get(ACTOR_KEY) or AuditActor()
+    if who.organization_id is None and session.info.get(ORG_KEY) is not None:
+        # Work done inside an organization belongs to it, even without a known actor.
+        who = replace(who, organization_id=session.info[ORG_KEY])
     session.info.setdefault(PENDING_KEY, []).append(
         AuditEvent(
             event_id=uuid.uuid4(),
