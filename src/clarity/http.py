@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clarity.cache import Cache
 from clarity.config import Settings
-from clarity.errors import problem
+from clarity.errors import AppError, problem
 from clarity.logging import get_logger
 
 log = get_logger("clarity.access")
@@ -142,11 +142,13 @@ class RequestMiddleware:
                     return self._too_large(request_id)
         if scope["path"].startswith("/health/"):
             return None
-        window = self.settings.rate_limit_window_seconds
-        count, reset = await self.cache.incr(f"rl:ip:{address}", window)
-        if count > self.settings.rate_limit_per_ip:
-            return rate_limited(reset, request_id)
-        return None
+        reset = await exceeded(
+            self.cache,
+            f"rl:ip:{address}",
+            self.settings.rate_limit_per_ip,
+            self.settings.rate_limit_window_seconds,
+        )
+        return None if reset is None else rate_limited(reset, request_id)
 
     def _too_large(self, request_id: str) -> Any:
         return problem(
@@ -193,6 +195,19 @@ def route_template(scope: Scope) -> str:
 def retry_after(reset_seconds: float) -> str:
     """Whole seconds until a window resets, never less than 1 (the Retry-After value)."""
     return str(max(1, math.ceil(reset_seconds)))
+
+
+async def exceeded(cache: Cache, key: str, limit: int, window: int) -> float | None:
+    """Count one request in ``key``'s fixed window (shared through the cache); return the
+    seconds until the window resets when the limit is exceeded, else None."""
+    count, reset = await cache.incr(key, window)
+    return reset if count > limit else None
+
+
+def too_many(detail: str, reset_seconds: float) -> AppError:
+    return AppError(
+        429, "rate_limited", detail, headers={"Retry-After": retry_after(reset_seconds)}
+    )
 
 
 def rate_limited(reset_seconds: float, request_id: str | None = None) -> Any:

@@ -24,7 +24,7 @@ from clarity.auth.permissions import Permission, role_has
 from clarity.auth.tokens import InvalidToken, TokenClaims
 from clarity.database import scope_session
 from clarity.errors import AppError, not_found
-from clarity.http import retry_after
+from clarity.http import exceeded, too_many
 from clarity.runtime import Runtime
 
 bearer = HTTPBearer(
@@ -122,16 +122,14 @@ async def authenticate(
         # Another replica's revocation may not have reached us while the cache is down.
         raise _unauthenticated("token_revoked", "This session has ended; log in again.")
     settings = runtime.settings
-    count, reset = await runtime.cache.incr(
-        f"rl:user:{claims.subject}", settings.rate_limit_window_seconds
+    reset = await exceeded(
+        runtime.cache,
+        f"rl:user:{claims.subject}",
+        settings.rate_limit_per_user,
+        settings.rate_limit_window_seconds,
     )
-    if count > settings.rate_limit_per_user:
-        raise AppError(
-            429,
-            "rate_limited",
-            "Too many requests for this account; slow down.",
-            headers={"Retry-After": retry_after(reset)},
-        )
+    if reset is not None:
+        raise too_many("Too many requests for this account; slow down.", reset)
     principal = Principal(
         user_id=claims.subject,
         organization_id=claims.organization_id,

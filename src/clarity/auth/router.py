@@ -31,7 +31,7 @@ from clarity.auth.schemas import (
     UserOut,
 )
 from clarity.errors import AppError
-from clarity.http import retry_after
+from clarity.http import exceeded, too_many
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 Own = Annotated[Principal, require(Permission.own_account)]
@@ -48,16 +48,14 @@ def _client(request: Request) -> service.ClientInfo:
 async def login_rate_limit(request: Request, runtime: RuntimeDep) -> None:
     """Stricter per-address limit on credential endpoints than on the rest of the API."""
     settings = runtime.settings
-    count, reset = await runtime.cache.incr(
-        f"rl:login:{request.state.client_address}", settings.rate_limit_window_seconds
+    reset = await exceeded(
+        runtime.cache,
+        f"rl:login:{request.state.client_address}",
+        settings.rate_limit_login,
+        settings.rate_limit_window_seconds,
     )
-    if count > settings.rate_limit_login:
-        raise AppError(
-            429,
-            "rate_limited",
-            "Too many login attempts from this address; wait before trying again.",
-            headers={"Retry-After": retry_after(reset)},
-        )
+    if reset is not None:
+        raise too_many("Too many login attempts from this address; wait and try again.", reset)
 
 
 LoginLimited = [public("credential exchange"), Depends(login_rate_limit)]
