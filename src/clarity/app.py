@@ -102,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (auth_router, users_router, audit_router, organization_router):
         app.include_router(router, prefix=API_PREFIX)
     _mount_docs(app)
-    app.add_middleware(RequestMiddleware, settings=settings, cache=runtime.cache)
+    app.add_middleware(
+        RequestMiddleware, settings=settings, cache=runtime.cache, tokens=runtime.tokens
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,9 +1,19 @@
 """The one way to reach the cache: Redis when configured, an in-process store otherwise.
 
-Lockout counters, rate limits and token revocations live here so that replicas agree.
+Three kinds of state live here so that replicas agree:
+
+- **counters** (rate limits, lockout): :meth:`Cache.incr_many` counts several keys in one
+  round trip (a Lua script on Redis);
+- **plain keys** (locks, one-time-code replay guards): :meth:`get`, :meth:`set`, :meth:`delete`;
+- **mirrored keys** (token revocations, account profile versions), read on every request:
+  each process keeps a local mirror fed by Redis pub/sub, so reading one costs no round
+  trip. :meth:`set_mirrored` writes to Redis and publishes; :meth:`get_mirrored` answers
+  from the mirror and says whether the mirror is in sync (subscribed and loaded); when it
+  is not, callers ask the database instead.
+
 If Redis fails while the service runs, the cache degrades instead of failing requests: it
 serves from the in-process store, reports itself down to readiness, probes Redis in the
-background, and when Redis is back replays the writes (revocations) made meanwhile.
+background, and when Redis is back replays (and republishes) the writes made meanwhile.
 """
 
 from __future__ import annotations
@@ -12,7 +22,9 @@ import asyncio
 import contextvars
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -21,6 +33,21 @@ from redis.exceptions import RedisError
 from clarity.logging import get_logger
 
 log = get_logger(__name__)
+
+MIRROR_NAMESPACE = "m:"
+MIRROR_CHANNEL = "mirror"
+
+# INCR each key, start its window on the first hit, return count and remaining ms per key.
+_INCR_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ARGV[i]) end
+  out[#out + 1] = n
+  out[#out + 1] = redis.call('PTTL', key)
+end
+return out
+"""
 
 
 @dataclass
@@ -75,9 +102,12 @@ class LocalStore:
 
 @dataclass
 class _Pending:
+    """A write made while Redis was down, replayed (and republished) when it returns."""
+
     key: str
     value: str | None  # None means delete
     expires_at: float | None
+    mirrored: bool = False
 
 
 class Cache:
@@ -86,6 +116,7 @@ class Cache:
     def __init__(self, redis_url: str | None, prefix: str = "", retry_seconds: float = 1.0):
         self.prefix = prefix
         self.local = LocalStore()
+        self.mirror = LocalStore()
         self.retry_seconds = retry_seconds
         self._redis: Redis | None = None
         if redis_url:
@@ -96,9 +127,12 @@ class Cache:
                 socket_connect_timeout=0.5,
                 retry=Retry(NoBackoff(), 0),
             )
+        self._incr_script = None if self._redis is None else self._redis.register_script(_INCR_MANY)
         self._redis_up = self._redis is not None
         self._pending: list[_Pending] = []
         self._probe: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._mirror_synced = asyncio.Event()
 
     @property
     def backend(self) -> str:
@@ -108,31 +142,41 @@ class Cache:
     def degraded(self) -> bool:
         return self._redis is not None and not self._redis_up
 
+    @property
+    def mirror_in_sync(self) -> bool:
+        return self._redis is None or self._mirror_synced.is_set()
+
     async def connect(self) -> None:
-        if self._redis is not None:
-            try:
-                await self._redis.ping()
-            except (RedisError, OSError):
-                self._mark_down("connect")
+        if self._redis is None:
+            return
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError):
+            self._mark_down("connect")
+        self._listener = _background(self._listen())
+        try:  # give the mirror a moment to load so the first requests need no fallback
+            await asyncio.wait_for(self._mirror_synced.wait(), timeout=2)
+        except TimeoutError:
+            log.warning("cache.mirror_not_synced", fallback="database")
 
     async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
+        for task in (self._probe, self._listener):
+            if task is not None:
+                task.cancel()
         if self._redis is not None:
             await self._redis.aclose()
 
     def _k(self, key: str) -> str:
         return self.prefix + key
 
+    # -- degraded mode -------------------------------------------------------------------
+
     def _mark_down(self, op: str) -> None:
         if self._redis_up:
             log.warning("cache.degraded", operation=op, fallback="in-process")
         self._redis_up = False
         if self._probe is None or self._probe.done():
-            # A fresh context: the probe outlives the request that noticed the failure.
-            self._probe = asyncio.get_running_loop().create_task(
-                self._reconnect(), context=contextvars.Context()
-            )
+            self._probe = _background(self._reconnect())
 
     async def _reconnect(self) -> None:
         assert self._redis is not None
@@ -161,16 +205,27 @@ class Cache:
         now = time.monotonic()
         async with self._redis.pipeline(transaction=False) as pipe:
             for item in batch:
-                if item.value is None:
-                    pipe.delete(self._k(item.key))
-                elif item.expires_at is None:
-                    pipe.set(self._k(item.key), item.value)
-                elif item.expires_at > now:
-                    pipe.set(self._k(item.key), item.value, px=int((item.expires_at - now) * 1000))
+                ttl = None if item.expires_at is None else item.expires_at - now
+                if ttl is not None and ttl <= 0:
+                    continue
+                self._queue_write(pipe, item.key, item.value, ttl, publish=item.mirrored)
             await pipe.execute()
+
+    def _queue_write(
+        self, pipe: Any, key: str, value: str | None, ttl: float | None, *, publish: bool
+    ) -> None:
+        if value is None:
+            pipe.delete(self._k(key))
+        else:
+            pipe.set(self._k(key), value, px=None if ttl is None else max(1, int(ttl * 1000)))
+        if publish:
+            message = {"k": key, "v": value, "ttl": ttl}
+            pipe.publish(self._k(MIRROR_CHANNEL), orjson.dumps(message))
 
     def _use_redis(self) -> Redis | None:
         return self._redis if self._redis_up else None
+
+    # -- plain keys ----------------------------------------------------------------------
 
     async def get(self, key: str) -> str | None:
         redis = self._use_redis()
@@ -183,44 +238,53 @@ class Cache:
         return self.local.get(key)
 
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
-        redis = self._use_redis()
-        if redis is not None:
-            try:
-                await redis.set(self._k(key), value, px=None if ttl is None else int(ttl * 1000))
-                return
-            except (RedisError, OSError):
-                self._mark_down("set")
-        self.local.set(key, value, ttl)
-        if self._redis is not None:
-            expires = None if ttl is None else time.monotonic() + ttl
-            self._pending.append(_Pending(key, value, expires))
+        await self._write(key, value, ttl, mirrored=False)
 
     async def delete(self, key: str) -> None:
+        await self._write(key, None, None, mirrored=False)
+
+    async def _write(
+        self, key: str, value: str | None, ttl: float | None, *, mirrored: bool
+    ) -> None:
         redis = self._use_redis()
         if redis is not None:
             try:
-                await redis.delete(self._k(key))
+                async with redis.pipeline(transaction=False) as pipe:
+                    self._queue_write(pipe, key, value, ttl, publish=mirrored)
+                    await pipe.execute()
                 return
             except (RedisError, OSError):
-                self._mark_down("delete")
-        self.local.delete(key)
+                self._mark_down("write")
+        store = self.mirror if mirrored else self.local
+        if value is None:
+            store.delete(key)
+        else:
+            store.set(key, value, ttl)
         if self._redis is not None:
-            self._pending.append(_Pending(key, None, None))
+            expires = None if ttl is None else time.monotonic() + ttl
+            self._pending.append(_Pending(key, value, expires, mirrored))
+
+    # -- counters ------------------------------------------------------------------------
 
     async def incr(self, key: str, ttl: float) -> tuple[int, float]:
         """Count an event in a fixed window; returns (count, seconds until the window ends)."""
-        redis = self._use_redis()
-        if redis is not None:
+        return (await self.incr_many([key], ttl))[0]
+
+    async def incr_many(self, keys: list[str], ttl: float) -> list[tuple[int, float]]:
+        """Count one event for each key in one round trip; (count, seconds left) per key."""
+        if self._use_redis() is not None and self._incr_script is not None:
             try:
-                async with redis.pipeline(transaction=True) as pipe:
-                    pipe.incr(self._k(key))
-                    pipe.expire(self._k(key), max(1, int(ttl)), nx=True)
-                    pipe.pttl(self._k(key))
-                    count, _, pttl = await pipe.execute()
-                return int(count), max(0.0, pttl / 1000)
+                window_ms = max(1, int(ttl * 1000))
+                flat = await self._incr_script(  # EVALSHA: the script body is sent once
+                    keys=[self._k(k) for k in keys], args=[window_ms] * len(keys)
+                )
+                return [
+                    (int(flat[i]), max(0.0, int(flat[i + 1]) / 1000))
+                    for i in range(0, len(flat), 2)
+                ]
             except (RedisError, OSError):
                 self._mark_down("incr")
-        return self.local.incr(key, ttl)
+        return [self.local.incr(key, ttl) for key in keys]
 
     async def ping(self) -> bool:
         """True when the configured backend answers (the in-process store always does)."""
@@ -234,3 +298,78 @@ class Cache:
         except (RedisError, OSError):
             self._mark_down("ping")
             return False
+
+    # -- mirrored keys -------------------------------------------------------------------
+
+    def get_mirrored(self, key: str) -> tuple[str | None, bool]:
+        """(value, in sync). Reads this process's mirror: no I/O. When the mirror is not in
+        sync (Redis down or reconnecting) the value may miss other replicas' writes."""
+        if self._redis is None:
+            return self.local.get(key), True
+        return self.mirror.get(key), self._mirror_synced.is_set()
+
+    async def set_mirrored(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Write a mirrored key: here at once, in every other process through pub/sub."""
+        if self._redis is None:
+            self.local.set(key, value, ttl)
+            return
+        self.mirror.set(key, value, ttl)
+        await self._write(key, value, ttl, mirrored=True)
+
+    async def _listen(self) -> None:
+        """Keep the mirror in sync: subscribe first, then load what exists, then follow."""
+        assert self._redis is not None
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._k(MIRROR_CHANNEL))
+                await self._load_mirror()
+                self._mirror_synced.set()
+                while True:
+                    message = await pubsub.get_message(timeout=5.0)
+                    if message is not None:
+                        self._apply(message["data"])
+            except (RedisError, OSError):
+                if self._mirror_synced.is_set():
+                    log.warning("cache.mirror_lost", fallback="database")
+                self._mirror_synced.clear()
+                await asyncio.sleep(self.retry_seconds)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _load_mirror(self) -> None:
+        assert self._redis is not None
+        pattern = self._k(MIRROR_NAMESPACE) + "*"
+        keys = [k async for k in self._redis.scan_iter(match=pattern, count=1000)]
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.get(key)
+                    pipe.pttl(key)
+                values = await pipe.execute()
+            for i, key in enumerate(chunk):
+                value, pttl = values[2 * i], values[2 * i + 1]
+                if value is not None:
+                    ttl = None if pttl is None or pttl < 0 else pttl / 1000
+                    self.mirror.set(key.removeprefix(self.prefix), value, ttl)
+
+    def _apply(self, data: str) -> None:
+        message = orjson.loads(data)
+        if message["v"] is None:
+            self.mirror.delete(message["k"])
+        else:
+            self.mirror.set(message["k"], message["v"], message["ttl"])
+
+
+def mirrored_key(name: str) -> str:
+    """Keys read through the mirror live in their own namespace (loaded on every start)."""
+    return MIRROR_NAMESPACE + name
+
+
+def _background(coroutine: Any) -> asyncio.Task[None]:
+    # A fresh context: the task outlives the request that started it (and its request id).
+    task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+        coroutine, context=contextvars.Context()
+    )
+    return task

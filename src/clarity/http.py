@@ -18,6 +18,7 @@ import structlog
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clarity.auth.tokens import InvalidToken, TokenCodec
 from clarity.cache import Cache
 from clarity.config import Settings
 from clarity.errors import AppError, problem
@@ -52,10 +53,11 @@ def client_address(scope: Scope, trust_forwarded_for: bool) -> str:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, cache: Cache) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, cache: Cache, tokens: TokenCodec) -> None:
         self.app = app
         self.settings = settings
         self.cache = cache
+        self.tokens = tokens
         self._static_headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -142,13 +144,35 @@ class RequestMiddleware:
                     return self._too_large(request_id)
         if scope["path"].startswith("/health/"):
             return None
-        reset = await exceeded(
-            self.cache,
-            f"rl:ip:{address}",
-            self.settings.rate_limit_per_ip,
-            self.settings.rate_limit_window_seconds,
-        )
-        return None if reset is None else rate_limited(reset, request_id)
+        return await self._rate_limit(scope, address, request_id)
+
+    async def _rate_limit(self, scope: Scope, address: str, request_id: str) -> Any:
+        """Per-address and per-account limits, counted together in one cache round trip.
+        The account is read from a valid bearer token (verified tokens are remembered by
+        the codec, so authentication later costs nothing more)."""
+        keys = [f"rl:ip:{address}"]
+        subject = self._token_subject(scope)
+        if subject is not None:
+            keys.append(f"rl:user:{subject}")
+        window = self.settings.rate_limit_window_seconds
+        counts = await self.cache.incr_many(keys, window)
+        limits = [self.settings.rate_limit_per_ip, self.settings.rate_limit_per_user]
+        for (count, reset), limit in zip(counts, limits, strict=False):
+            if count > limit:
+                return rate_limited(reset, request_id)
+        return None
+
+    def _token_subject(self, scope: Scope) -> str | None:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer" or not token:
+                    return None
+                try:
+                    return str(self.tokens.decode(token.strip(), "access").subject)
+                except InvalidToken:
+                    return None
+        return None
 
     def _too_large(self, request_id: str) -> Any:
         return problem(

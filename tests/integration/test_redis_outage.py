@@ -5,78 +5,18 @@ by itself and replays the revocations made meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
+import uuid
 
 import jwt
 import pytest
 from redis.asyncio import Redis
 
+from clarity.auth.dependencies import revoked_key
 from clarity.auth.models import Role
 from tests.conftest import Harness, bearer
+from tests.integration.conftest import REDIS_SERVER, RedisProcess
 
-REDIS_SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-
-
-class RedisProcess:
-    """A private redis-server on a free port that the test can stop and start again."""
-
-    def __init__(self, workdir: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert REDIS_SERVER is not None
-        self.proc = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(5)
-            self.proc = None
-
-
-@pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def _ready(h: Harness) -> dict[str, object]:
@@ -123,7 +63,7 @@ async def test_service_survives_redis_outage_and_recovers(
     # ... and reaches Redis once it is back, so other replicas see it too.
     sid = jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"]
     client = Redis.from_url(redis_process.url, decode_responses=True)
-    replayed = await client.get(f"{h.runtime.cache.prefix}revoked:sid:{sid}")
+    replayed = await client.get(h.runtime.cache.prefix + revoked_key(uuid.UUID(sid)))
     await client.aclose()
     assert replayed == "logout", "the revocation made during the outage was not replayed"
 

@@ -317,7 +317,7 @@ async def revoke_session_ids(
     )
     ttl = runtime.settings.access_token_minutes * 60 + 60
     for sid in session_ids:
-        await runtime.cache.set(revoked_key(sid), reason, ttl=ttl)
+        await runtime.cache.set_mirrored(revoked_key(sid), reason, ttl=ttl)
 
 
 async def active_session_ids(
