@@ -109,7 +109,16 @@ async def _create_user(
 @app.command("create-user")
 def create_user_command(
     email: Annotated[str, typer.Option(help="Login email.")],
-    password: Annotated[str, typer.Option(help="At least 12 characters, not a common one.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="At least 12 characters, not a common one (asked for when omitted, so it "
+            "stays out of the shell history).",
+        ),
+    ],
     role: Annotated[Role, typer.Option(help="admin, clinician, researcher or patient.")],
     organization: Annotated[
         str | None, typer.Option("--org", help="Organization name (created if new).")
