@@ -27,6 +27,8 @@ from clarity.logging import configure_logging, get_logger
 from clarity.migrate import check_at_head
 from clarity.organizations import service as organizations
 from clarity.organizations.router import router as organization_router
+from clarity.patients.router import break_glass_router
+from clarity.patients.router import router as patients_router
 from clarity.runtime import Runtime
 from clarity.users.router import router as users_router
 
@@ -99,7 +101,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(health_router)
-    for router in (auth_router, users_router, audit_router, organization_router):
+    for router in (
+        auth_router,
+        users_router,
+        audit_router,
+        organization_router,
+        patients_router,
+        break_glass_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     _mount_docs(app)
     app.add_middleware(

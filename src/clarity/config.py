@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "clarity-development-secret-key-change-me"  # noqa: S105 - refused in production
 MIN_SECRET_KEY_LENGTH = 32
+# Development-only keys for encryption at rest (refused in production, like the secret key).
+DEFAULT_ENCRYPTION_KEYS = "dev1:pGFEPP8yJcDIx0pFoSNcCMJgJqAJjv2FtSH4NTlHOnE="
+DEFAULT_BLIND_INDEX_KEYS = "devi1:tzKHNYPuKRCKaKrWjDTavNp1A2dcyPGFLqg6auLBRbo="
 
 
 class Environment(StrEnum):
@@ -45,6 +48,9 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.development
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    # Encryption at rest: "kid:base64key,kid:base64key", newest first (`clarity keys new`).
+    encryption_keys: SecretStr = SecretStr(DEFAULT_ENCRYPTION_KEYS)
+    blind_index_keys: SecretStr = SecretStr(DEFAULT_BLIND_INDEX_KEYS)
 
     # Storage, cache and broker: embedded unless a URL is given.
     database_url: str = "sqlite+aiosqlite:///./clarity.db"
@@ -69,6 +75,7 @@ class Settings(BaseSettings):
     lockout_threshold: int = 5
     lockout_window_seconds: int = 900
     password_min_length: int = 12
+    break_glass_minutes: int = 60
 
     # HTTP hygiene.
     cors_origins: CsvList = Field(default_factory=list)
@@ -103,6 +110,10 @@ class Settings(BaseSettings):
             reasons.append("CLARITY_SECRET_KEY is the development default; set a random key")
         elif len(key) < MIN_SECRET_KEY_LENGTH:
             reasons.append(f"CLARITY_SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters")
+        if self.encryption_keys.get_secret_value() == DEFAULT_ENCRYPTION_KEYS:
+            reasons.append("CLARITY_ENCRYPTION_KEYS is the development default; make keys")
+        if self.blind_index_keys.get_secret_value() == DEFAULT_BLIND_INDEX_KEYS:
+            reasons.append("CLARITY_BLIND_INDEX_KEYS is the development default; make keys")
         if self.is_sqlite:
             reasons.append("CLARITY_DATABASE_URL is SQLite; production needs PostgreSQL")
         if "*" in self.cors_origins:

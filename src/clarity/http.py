@@ -106,7 +106,7 @@ class RequestMiddleware:
                 await self._too_large(request_id)(scope, receive, send_with_headers)
         except Exception as exc:
             # The exception class only: driver messages can quote SQL and values.
-            log.error("request.unhandled_error", error=type(exc).__name__)
+            log.error("request.unhandled_error", error=type(exc).__name__, exc_info=False)
             if status_holder[0] == 0:
                 await problem(500, "internal_error", request_id=request_id)(
                     scope, receive, send_with_headers

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clarity.crypto.types import EncryptedDate, EncryptedText
 from clarity.database import UTCDateTime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,6 +22,8 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
     """Write UTCDateTime as a plain timezone-aware DateTime: migrations stay self-contained."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, EncryptedText | EncryptedDate):
+        return "sa.Text()"  # ciphertext: the migration needs no keys
     return False
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from clarity.auth.tokens import TokenCodec
 from clarity.cache import Cache
 from clarity.config import Settings
+from clarity.crypto.fields import BlindIndex, Keyring
+from clarity.crypto.types import configure_keyring
 from clarity.database import Database
 from clarity.events import EventBus, create_bus
 
@@ -25,6 +27,8 @@ class Runtime:
     cache: Cache
     bus: EventBus
     tokens: TokenCodec
+    keyring: Keyring
+    blind_index: BlindIndex
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -37,9 +41,13 @@ class Runtime:
             tokens=TokenCodec(
                 settings.secret_key.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
             ),
+            keyring=Keyring.from_setting(settings.encryption_keys.get_secret_value()),
+            blind_index=BlindIndex.from_setting(settings.blind_index_keys.get_secret_value()),
         )
 
     async def start(self) -> None:
+        # Encrypted columns read the process-wide keyring (one keyring per process).
+        configure_keyring(self.keyring)
         await self.cache.connect()
         await self.bus.start()
 

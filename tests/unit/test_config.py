@@ -8,11 +8,21 @@ from typing import Any
 import pytest
 
 from clarity.app import create_app
-from clarity.config import DEFAULT_SECRET_KEY, Environment, Settings, UnsafeConfiguration
+from clarity.config import (
+    DEFAULT_BLIND_INDEX_KEYS,
+    DEFAULT_ENCRYPTION_KEYS,
+    DEFAULT_SECRET_KEY,
+    Environment,
+    Settings,
+    UnsafeConfiguration,
+)
+from clarity.crypto.fields import new_key
 
 SAFE: dict[str, Any] = {
     "environment": "production",
     "secret_key": "k" * 48,
+    "encryption_keys": "prod1:" + new_key(),
+    "blind_index_keys": "prodi1:" + new_key(),
     "database_url": "postgresql+asyncpg://clarity@db.internal:5432/clarity",
     "cors_origins": ["https://app.example.org"],
 }
@@ -94,3 +104,11 @@ def test_app_refuses_to_start_with_default_production_settings() -> None:
     assert "\n" not in message
     assert "CLARITY_SECRET_KEY" in message
     assert "SQLite" in message
+
+
+def test_development_encryption_keys_are_refused() -> None:
+    message = refusal(
+        settings(encryption_keys=DEFAULT_ENCRYPTION_KEYS, blind_index_keys=DEFAULT_BLIND_INDEX_KEYS)
+    )
+    assert "CLARITY_ENCRYPTION_KEYS" in message
+    assert "CLARITY_BLIND_INDEX_KEYS" in message

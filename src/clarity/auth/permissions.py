@@ -18,6 +18,9 @@ class Permission(StrEnum):
     patients_read = "patients:read"
     patients_write = "patients:write"
     deidentified_read = "deidentified:read"
+    care_team_manage = "care_team:manage"
+    break_glass_use = "break_glass:use"
+    break_glass_review = "break_glass:review"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -31,6 +34,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.patients_read,
             Permission.patients_write,
             Permission.deidentified_read,
+            Permission.care_team_manage,
+            Permission.break_glass_review,
         }
     ),
     Role.clinician: frozenset(
@@ -39,6 +44,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.organization_read,
             Permission.patients_read,
             Permission.patients_write,
+            Permission.break_glass_use,
         }
     ),
     Role.researcher: frozenset(

@@ -39,7 +39,10 @@ async def touch(cache: Cache, user_id: uuid.UUID) -> None:
 async def load(
     cache: Cache, db: Database, organization_id: uuid.UUID, user_id: uuid.UUID
 ) -> tuple[UserOut, bytes] | None:
-    """The account's profile and its JSON, from this process's map when still current."""
+    """The account's profile and its JSON, from this process's map when still current.
+
+    On a miss it opens its own short session: do not call it while holding the request's
+    session (embedded SQLite has one connection)."""
     version, in_sync = cache.get_mirrored(_key(user_id))
     if version is not None and in_sync:
         cached = _profiles.get(user_id)
