@@ -1,8 +1,21 @@
 """Imports every model module so that ``Base.metadata`` knows all tables (for Alembic)."""
 
+from clarity.assessments import models as assessment_models
 from clarity.audit import models as audit_models
 from clarity.auth import models as auth_models
+from clarity.clinical import models as clinical_models
+from clarity.consent import models as consent_models
+from clarity.notes import models as note_models
 from clarity.organizations import models as organization_models
 from clarity.patients import models as patient_models
 
-__all__ = ["audit_models", "auth_models", "organization_models", "patient_models"]
+__all__ = [
+    "assessment_models",
+    "audit_models",
+    "auth_models",
+    "clinical_models",
+    "consent_models",
+    "note_models",
+    "organization_models",
+    "patient_models",
+]
