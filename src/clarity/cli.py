@@ -17,6 +17,9 @@ from clarity.audit.chain import ChainBreak
 from clarity.audit.service import AuditActor, bind_actor
 from clarity.auth.models import Role
 from clarity.config import Environment, Settings, UnsafeConfiguration, get_settings
+from clarity.crypto.fields import new_key
+from clarity.crypto.rotation import RotationReport
+from clarity.crypto.rotation import rotate as rotate_keys
 from clarity.database import scope_session
 from clarity.errors import AppError
 from clarity.migrate import SchemaOutOfDate, check_at_head
@@ -27,6 +30,8 @@ from clarity.users.service import create_user
 app = typer.Typer(help="Clarity: digital-twin backend for psychiatric care.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit trail tools.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -161,6 +166,72 @@ def seed_demo() -> None:
             role.value, email, password if new else "(unchanged)", "created" if new else "exists"
         )
     console.print(table)
+
+
+@keys_app.command("new")
+def keys_new(
+    kid: Annotated[str, typer.Option(help="Key id to give the new key (letters, digits).")],
+) -> None:
+    """Print a new random key as ``kid:key``: put it FIRST in CLARITY_ENCRYPTION_KEYS (or
+    CLARITY_BLIND_INDEX_KEYS), keep the old keys after it, then run `clarity keys rotate`."""
+    console.print(f"{kid}:{new_key()}", soft_wrap=True, highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only count values under older keys; exit 1 if any.")
+    ] = False,
+) -> None:
+    """Re-encrypt every encrypted value (and blind index) under the newest key. Safe to
+    re-run; an old key may be removed once `--check` reports nothing left under it."""
+
+    async def work(runtime: Runtime) -> RotationReport:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("Scanning", total=None)
+
+            def on_progress(table: str, rows: int) -> None:
+                progress.update(task, description=f"{table}: {rows:,} rows")
+
+            report = await rotate_keys(
+                runtime.db.engine,
+                runtime.keyring,
+                runtime.blind_index,
+                check_only=check,
+                on_progress=on_progress,
+            )
+        if not check and report.rotated:
+            async with runtime.db.session(system=True) as session:
+                audit.record(
+                    session,
+                    "keys.rotate",
+                    resource_type="encryption_keys",
+                    severity="high",
+                    details={"rotated": dict(report.rotated)},
+                    actor=AuditActor(request_id="cli"),
+                )
+                await session.commit()
+        return report
+
+    report = _run(work)
+    for name, count in sorted(report.stale.items()):
+        console.print(
+            f"{'under an older key' if check else 'was under an older key'}: {name}: {count:,}"
+        )
+    for name, count in sorted(report.rotated.items()):
+        console.print(f"rotated {name}: {count:,}")
+    for failure in report.failed:
+        err.print(f"[red]could not rotate {failure}[/red]")
+    if report.failed or (check and report.stale):
+        raise typer.Exit(1)
+    if not report.stale:
+        console.print("[green]Everything is under the newest keys.[/green]")
 
 
 @audit_app.command("verify")
