@@ -20,6 +20,7 @@ MIN_SECRET_KEY_LENGTH = 32
 # Development-only keys for encryption at rest (refused in production, like the secret key).
 DEFAULT_ENCRYPTION_KEYS = "dev1:pGFEPP8yJcDIx0pFoSNcCMJgJqAJjv2FtSH4NTlHOnE="
 DEFAULT_BLIND_INDEX_KEYS = "devi1:tzKHNYPuKRCKaKrWjDTavNp1A2dcyPGFLqg6auLBRbo="
+DEFAULT_RESEARCH_KEY = "clarity-development-research-key-change-me"
 
 
 class Environment(StrEnum):
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     # Encryption at rest: "kid:base64key,kid:base64key", newest first (`clarity keys new`).
     encryption_keys: SecretStr = SecretStr(DEFAULT_ENCRYPTION_KEYS)
     blind_index_keys: SecretStr = SecretStr(DEFAULT_BLIND_INDEX_KEYS)
+    # Keys research pseudonyms and date shifts: changing it changes every pseudonym.
+    research_key: SecretStr = SecretStr(DEFAULT_RESEARCH_KEY)
 
     # Storage, cache and broker: embedded unless a URL is given.
     database_url: str = "sqlite+aiosqlite:///./clarity.db"
@@ -114,6 +117,8 @@ class Settings(BaseSettings):
             reasons.append("CLARITY_ENCRYPTION_KEYS is the development default; make keys")
         if self.blind_index_keys.get_secret_value() == DEFAULT_BLIND_INDEX_KEYS:
             reasons.append("CLARITY_BLIND_INDEX_KEYS is the development default; make keys")
+        if self.research_key.get_secret_value() == DEFAULT_RESEARCH_KEY:
+            reasons.append("CLARITY_RESEARCH_KEY is the development default; set a random key")
         if self.is_sqlite:
             reasons.append("CLARITY_DATABASE_URL is SQLite; production needs PostgreSQL")
         if "*" in self.cors_origins:

@@ -23,6 +23,7 @@ SAFE: dict[str, Any] = {
     "secret_key": "k" * 48,
     "encryption_keys": "prod1:" + new_key(),
     "blind_index_keys": "prodi1:" + new_key(),
+    "research_key": "r" * 40,
     "database_url": "postgresql+asyncpg://clarity@db.internal:5432/clarity",
     "cors_origins": ["https://app.example.org"],
 }
