@@ -16,19 +16,27 @@ from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 
 from clarity import __version__
+from clarity.assessments.router import instruments_router
+from clarity.assessments.router import router as assessments_router
 from clarity.audit.router import router as audit_router
 from clarity.auth.dependencies import declared_access, public
 from clarity.auth.router import router as auth_router
+from clarity.clinical.router import catalogue_router as medication_catalogue_router
+from clarity.clinical.router import router as clinical_router
 from clarity.config import Settings, get_settings
+from clarity.consent.router import router as consent_router
 from clarity.errors import install_error_handlers
+from clarity.fhir.router import router as fhir_router
 from clarity.health.router import router as health_router
 from clarity.http import RequestMiddleware
 from clarity.logging import configure_logging, get_logger
 from clarity.migrate import check_at_head
+from clarity.notes.router import router as notes_router
 from clarity.organizations import service as organizations
 from clarity.organizations.router import router as organization_router
 from clarity.patients.router import break_glass_router
 from clarity.patients.router import router as patients_router
+from clarity.research.router import router as research_router
 from clarity.runtime import Runtime
 from clarity.users.router import router as users_router
 
@@ -108,6 +116,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         organization_router,
         patients_router,
         break_glass_router,
+        research_router,
+        notes_router,
+        consent_router,
+        instruments_router,
+        assessments_router,
+        clinical_router,
+        medication_catalogue_router,
+        fhir_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     _mount_docs(app)

@@ -17,10 +17,14 @@ class Permission(StrEnum):
     # Patient data: the record, and the de-identified view researchers get.
     patients_read = "patients:read"
     patients_write = "patients:write"
+    # Submitting an assessment: staff for any patient they reach, a patient for themself.
+    assessments_submit = "assessments:submit"
     deidentified_read = "deidentified:read"
     care_team_manage = "care_team:manage"
     break_glass_use = "break_glass:use"
     break_glass_review = "break_glass:review"
+    # Recording a consent decision: staff, and a patient about their own record.
+    consent_record = "consent:record"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -33,9 +37,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.organization_read,
             Permission.patients_read,
             Permission.patients_write,
+            Permission.assessments_submit,
             Permission.deidentified_read,
             Permission.care_team_manage,
             Permission.break_glass_review,
+            Permission.consent_record,
         }
     ),
     Role.clinician: frozenset(
@@ -44,13 +50,22 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.organization_read,
             Permission.patients_read,
             Permission.patients_write,
+            Permission.assessments_submit,
             Permission.break_glass_use,
+            Permission.consent_record,
         }
     ),
     Role.researcher: frozenset(
         {Permission.own_account, Permission.organization_read, Permission.deidentified_read}
     ),
-    Role.patient: frozenset({Permission.own_account, Permission.patients_read}),
+    Role.patient: frozenset(
+        {
+            Permission.own_account,
+            Permission.patients_read,
+            Permission.assessments_submit,
+            Permission.consent_record,
+        }
+    ),
 }
 
 

@@ -92,6 +92,16 @@ async def find_by_mrn(
 async def create_patient(
     runtime: Runtime, session: AsyncSession, principal: Principal, body: PatientCreate
 ) -> Patient:
+    patient = await add_patient(runtime, session, principal, body)
+    await session.commit()
+    return patient
+
+
+async def add_patient(
+    runtime: Runtime, session: AsyncSession, principal: Principal, body: PatientCreate
+) -> Patient:
+    """Register a patient in the session's transaction without committing it (a caller that
+    writes more in the same unit of work, such as a FHIR import, commits once at the end)."""
     if await find_by_mrn(runtime, session, principal.organization_id, body.mrn) is not None:
         raise AppError(409, "mrn_taken", "A patient with this MRN already exists here.")
     patient = Patient(
@@ -123,7 +133,6 @@ async def create_patient(
             )
         )
     record(session, "patient.create", resource_type="patient", resource_id=patient.id)
-    await session.commit()
     return patient
 
 

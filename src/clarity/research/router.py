@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from clarity.audit.service import record
 from clarity.auth.dependencies import Principal, RuntimeDep, SessionDep, require
 from clarity.auth.permissions import Permission
-from clarity.research.service import consenting_patient_ids, export_records
+from clarity.consent.schemas import ConsentCategory
+from clarity.consent.service import consenting_patients
+from clarity.research.service import export_records
 
 router = APIRouter(prefix="/research", tags=["research"])
 
@@ -33,7 +35,9 @@ async def research_export(
     every date shifted by a per-patient offset (intervals kept). Nothing else."""
     key = runtime.settings.research_key.get_secret_value().encode()
     patients = await session.scalar(
-        select(func.count()).select_from(consenting_patient_ids().subquery())
+        select(func.count()).select_from(
+            consenting_patients(ConsentCategory.research_use).subquery()
+        )
     )
     record(
         session,

@@ -7,38 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarity.assessments.models import AssessmentResponse
 from clarity.clinical.models import Diagnosis, MedicationStatement
-from clarity.consent.models import ConsentRecord
+from clarity.consent.schemas import ConsentCategory
+from clarity.consent.service import consenting_patients
 from clarity.patients.models import Patient
 from clarity.research.deidentify import age_group, date_shift, pseudonym, shift
-
-RESEARCH_CONSENT = "research_use"
-
-
-def consenting_patient_ids(category: str = RESEARCH_CONSENT) -> Any:
-    """Patients whose latest consent record for the category grants it (a subquery)."""
-    latest = (
-        select(
-            ConsentRecord.patient_id,
-            func.max(ConsentRecord.recorded_at).label("at"),
-        )
-        .where(ConsentRecord.category == category)
-        .group_by(ConsentRecord.patient_id)
-        .subquery()
-    )
-    return (
-        select(ConsentRecord.patient_id)
-        .join(
-            latest,
-            (ConsentRecord.patient_id == latest.c.patient_id)
-            & (ConsentRecord.recorded_at == latest.c.at),
-        )
-        .where(ConsentRecord.category == category, ConsentRecord.granted.is_(True))
-    )
 
 
 async def _rows(session: AsyncSession, model: Any, patient_id: uuid.UUID) -> list[Any]:
@@ -52,7 +29,9 @@ async def export_records(
     are copied: no names, MRN, contact, timezone (a city), free-text flags or notes."""
     today = today or date.today()
     patients = await session.scalars(
-        select(Patient).where(Patient.id.in_(consenting_patient_ids())).order_by(Patient.id)
+        select(Patient)
+        .where(Patient.id.in_(consenting_patients(ConsentCategory.research_use)))
+        .order_by(Patient.id)
     )
     for patient in patients.all():
         offset = date_shift(key, patient.id)
