@@ -21,6 +21,7 @@ from clarity.crypto.fields import new_key
 from clarity.crypto.rotation import RotationReport
 from clarity.crypto.rotation import rotate as rotate_keys
 from clarity.database import scope_session
+from clarity.demo import DEMO_ORGANIZATION, seed_patients, seed_users
 from clarity.errors import AppError
 from clarity.migrate import SchemaOutOfDate, check_at_head
 from clarity.organizations.service import get_or_create
@@ -35,15 +36,6 @@ app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
-
-# Demo accounts: printed by seed-demo and listed in the README. Demo only: never in production.
-DEMO_ORGANIZATION = "Clarity demo clinic"
-DEMO_USERS: list[tuple[str, str, Role]] = [
-    ("admin@demo.clarity.example", "Harbor-Lantern-42", Role.admin),
-    ("clinician@demo.clarity.example", "Willow-Compass-42", Role.clinician),
-    ("researcher@demo.clarity.example", "Granite-Meadow-42", Role.researcher),
-    ("patient@demo.clarity.example", "Saffron-Orbit-42", Role.patient),
-]
 
 
 def _settings() -> Settings:
@@ -138,26 +130,18 @@ def create_user_command(
     console.print(f"Created {role.value} account {user_id}.")
 
 
-async def _seed(runtime: Runtime) -> list[tuple[str, str, Role, bool]]:
-    created: list[tuple[str, str, Role, bool]] = []
-    for email, password, role in DEMO_USERS:
-        try:
-            await _create_user(runtime, email, password, role, DEMO_ORGANIZATION)
-            created.append((email, password, role, True))
-        except AppError as exc:
-            if exc.code != "email_taken":
-                raise
-            created.append((email, password, role, False))
-    return created
+async def _seed(runtime: Runtime) -> tuple[list[tuple[str, str, Role, bool]], int]:
+    return await seed_users(runtime), await seed_patients(runtime)
 
 
 @app.command("seed-demo")
 def seed_demo() -> None:
-    """Create one demo account of every role (demo only; refused in production)."""
+    """Create one demo account of every role and two SYNTHETIC patients (demo only;
+    refused in production)."""
     if get_settings().environment is Environment.production:
         err.print("[red]seed-demo is refused in production.[/red]")
         raise typer.Exit(2)
-    rows = _run(_seed)
+    rows, patients_made = _run(_seed)
     table = Table(title=f"Demo accounts in '{DEMO_ORGANIZATION}' (demo only)")
     for column in ("role", "email", "password", "status"):
         table.add_column(column)
@@ -166,6 +150,10 @@ def seed_demo() -> None:
             role.value, email, password if new else "(unchanged)", "created" if new else "exists"
         )
     console.print(table)
+    console.print(
+        f"Synthetic demo patients created: {patients_made} (MRN DEMO-0001 and DEMO-0002; "
+        "the clinician is on their care team, the patient account is linked to DEMO-0001)."
+    )
 
 
 @keys_app.command("new")
