@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from fastapi.routing import APIRoute
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from clarity.app import walk_routes
 from clarity.audit.models import AuditEvent
@@ -151,3 +151,26 @@ async def test_break_the_glass_opens_expires_and_is_audited(h: Harness) -> None:
     assert (await h.client.get(url, headers=bearer(s["outsider"]))).status_code == 404
     listed = await h.client.get("/api/v1/break-glass?active=true", headers=bearer(s["admin"]))
     assert listed.json() == []
+
+
+async def test_every_patient_scoped_read_leaves_an_audit_record(h: Harness) -> None:
+    s = await _setup(h)
+    patient_id = s["patient"]["id"]
+    reads = [p for m, p in patient_scoped_routes(h) if m == "GET" and p.count("{") == 1]
+    assert len(reads) >= 8, reads  # record, care team, fhir, notes, consents, assessments...
+    for path in reads:
+        async with h.runtime.db.engine.connect() as conn:
+            before = await _audit_count(conn, patient_id)
+        url = fill(path, patient_id)
+        params = {"instrument_id": "phq9"} if path.endswith("/trend") else None
+        response = await h.client.get(url, params=params, headers=bearer(s["owner"]))
+        assert response.status_code == 200, (path, response.text)
+        async with h.runtime.db.engine.connect() as conn:
+            assert await _audit_count(conn, patient_id) > before, path
+
+
+async def _audit_count(conn: Any, patient_id: str) -> int:
+    result = await conn.execute(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.resource_id == patient_id)
+    )
+    return int(result.scalar_one())
