@@ -9,6 +9,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from clarity.crypto.types import EncryptedText
 from clarity.database import Base, TenantScoped, Timestamped, UUIDPrimaryKey, utcnow
 
 
@@ -30,7 +31,8 @@ class User(UUIDPrimaryKey, Timestamped, TenantScoped, Base):
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
     # Link from a patient account to its patient record (the record itself comes later).
     patient_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
-    mfa_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The TOTP seed is a credential: encrypted at rest like PHI.
+    mfa_secret: Mapped[str | None] = mapped_column(EncryptedText("users.mfa_secret"), default=None)
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_recovery_hashes: Mapped[list[str]] = mapped_column(JSON, default=list)
 
