@@ -21,6 +21,7 @@ from clarity.assessments.router import router as assessments_router
 from clarity.audit.router import router as audit_router
 from clarity.auth.dependencies import declared_access, public
 from clarity.auth.router import router as auth_router
+from clarity.biometrics.router import router as biometrics_router
 from clarity.clinical.router import catalogue_router as medication_catalogue_router
 from clarity.clinical.router import router as clinical_router
 from clarity.config import Settings, get_settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clinical_router,
         medication_catalogue_router,
         fhir_router,
+        biometrics_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     _mount_docs(app)

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # HTTP hygiene.
     cors_origins: CsvList = Field(default_factory=list)
     max_body_bytes: int = 1_048_576
+    # Biometric uploads (paths ending in /biometrics) may be larger: 100,000 samples and up.
+    max_ingest_bytes: int = 67_108_864
     rate_limit_per_ip: int = 600
     rate_limit_per_user: int = 600
     rate_limit_login: int = 10

@@ -39,6 +39,7 @@ class BodyTooLarge(StarletteHTTPException):
     """The streamed body passed the configured limit (an HTTP error so FastAPI re-raises it)."""
 
     def __init__(self, limit: int) -> None:
+        self.limit = limit
         super().__init__(413, f"The request body is larger than {limit} bytes.")
 
 
@@ -100,10 +101,12 @@ class RequestMiddleware:
             if rejection is not None:
                 await rejection(scope, receive, send_with_headers)
                 return
-            await self.app(scope, self._limited(receive), send_with_headers)
-        except BodyTooLarge:
+            await self.app(
+                scope, self._limited(receive, self._body_limit(scope)), send_with_headers
+            )
+        except BodyTooLarge as exc:
             if status_holder[0] == 0:
-                await self._too_large(request_id)(scope, receive, send_with_headers)
+                await self._too_large(request_id, exc.limit)(scope, receive, send_with_headers)
         except Exception as exc:
             # The exception class only: driver messages can quote SQL and values.
             log.error("request.unhandled_error", error=type(exc).__name__, exc_info=False)
@@ -131,17 +134,23 @@ class RequestMiddleware:
                 break
         return uuid.uuid4().hex
 
+    def _body_limit(self, scope: Scope) -> int:
+        """Biometric uploads (paths ending in ``/biometrics``) have their own, larger limit."""
+        if str(scope.get("path", "")).rstrip("/").endswith("/biometrics"):
+            return self.settings.max_ingest_bytes
+        return self.settings.max_body_bytes
+
     async def _reject_early(self, scope: Scope, address: str, request_id: str) -> Any:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.settings.max_body_bytes
+                    too_big = int(value) > self._body_limit(scope)
                 except ValueError:
                     return problem(
                         400, "bad_request", "Invalid Content-Length header.", request_id=request_id
                     )
                 if too_big:
-                    return self._too_large(request_id)
+                    return self._too_large(request_id, self._body_limit(scope))
         if scope["path"].startswith("/health/"):
             return None
         return await self._rate_limit(scope, address, request_id)
@@ -174,16 +183,15 @@ class RequestMiddleware:
                     return None
         return None
 
-    def _too_large(self, request_id: str) -> Any:
+    def _too_large(self, request_id: str, limit: int) -> Any:
         return problem(
             413,
             "payload_too_large",
-            f"The request body is larger than {self.settings.max_body_bytes} bytes.",
+            f"The request body is larger than {limit} bytes.",
             request_id=request_id,
         )
 
-    def _limited(self, receive: Receive) -> Receive:
-        limit = self.settings.max_body_bytes
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         seen = 0
 
         async def counted() -> Message:

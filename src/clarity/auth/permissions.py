@@ -25,6 +25,8 @@ class Permission(StrEnum):
     break_glass_review = "break_glass:review"
     # Recording a consent decision: staff, and a patient about their own record.
     consent_record = "consent:record"
+    # Uploading wearable data: staff for any patient they reach, a patient for themself.
+    biometrics_write = "biometrics:write"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -42,6 +44,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.care_team_manage,
             Permission.break_glass_review,
             Permission.consent_record,
+            Permission.biometrics_write,
         }
     ),
     Role.clinician: frozenset(
@@ -53,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.assessments_submit,
             Permission.break_glass_use,
             Permission.consent_record,
+            Permission.biometrics_write,
         }
     ),
     Role.researcher: frozenset(
@@ -64,6 +68,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.patients_read,
             Permission.assessments_submit,
             Permission.consent_record,
+            Permission.biometrics_write,
         }
     ),
 }

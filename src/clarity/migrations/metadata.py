@@ -3,6 +3,7 @@
 from clarity.assessments import models as assessment_models
 from clarity.audit import models as audit_models
 from clarity.auth import models as auth_models
+from clarity.biometrics import models as biometric_models
 from clarity.clinical import models as clinical_models
 from clarity.consent import models as consent_models
 from clarity.notes import models as note_models
@@ -13,6 +14,7 @@ __all__ = [
     "assessment_models",
     "audit_models",
     "auth_models",
+    "biometric_models",
     "clinical_models",
     "consent_models",
     "note_models",
