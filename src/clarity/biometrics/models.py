@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clarity.database import Base, TenantScoped, UUIDPrimaryKey, utcnow
@@ -25,7 +25,10 @@ class BiometricBatch(UUIDPrimaryKey, TenantScoped, Base):
     """One accepted upload; its receipt is returned again when the same batch is resent."""
 
     __tablename__ = "biometric_batches"
-    __table_args__ = (UniqueConstraint("patient_id", "client_batch_id"),)
+    __table_args__ = (
+        UniqueConstraint("patient_id", "client_batch_id"),
+        Index("ix_biometric_batches_patient_last_ts", "patient_id", "last_ts"),
+    )
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     client_batch_id: Mapped[str] = mapped_column(String(128))
@@ -35,6 +38,10 @@ class BiometricBatch(UUIDPrimaryKey, TenantScoped, Base):
     duplicate: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     receipt: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Time range of the samples it stored (None when it stored none): cached analytics
+    # for a patient are stale when a batch overlapping their range arrives after them.
+    first_ts: Mapped[datetime | None] = mapped_column(default=None)
+    last_ts: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class BiometricSample(TenantScoped, Base):

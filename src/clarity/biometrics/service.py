@@ -9,6 +9,7 @@ through its bulk path: COPY into a temporary table on PostgreSQL, executemany on
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -145,14 +146,6 @@ async def _existing(
     return batch
 
 
-async def _replay(
-    session: AsyncSession, ctx: PatientContext, patient_id: uuid.UUID, batch: BiometricBatch
-) -> Receipt:
-    _audit(session, ctx, patient_id, "biometrics.batch_replayed", {"batch_id": str(batch.id)})
-    await session.commit()
-    return Receipt.model_validate({**batch.receipt, "replayed": True})
-
-
 async def _store_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     statement = sqlite_insert(cast(Table, BiometricSample.__table__)).on_conflict_do_nothing()
     result = await session.execute(statement, rows)
@@ -216,7 +209,7 @@ async def store_samples(
 
 
 def event_payload(
-    ctx: PatientContext,
+    organization_id: uuid.UUID,
     patient_id: uuid.UUID,
     batch: BiometricBatch,
     samples: list[Sample],
@@ -226,7 +219,7 @@ def event_payload(
         "event_id": str(uuid.uuid4()),
         "event_type": BATCH_ACCEPTED_TOPIC,
         "occurred_at": utcnow().isoformat(),
-        "organization_id": str(ctx.principal.organization_id),
+        "organization_id": str(organization_id),
         "patient_id": str(patient_id),
         "batch_id": str(batch.id),
         "client_batch_id": batch.client_batch_id,
@@ -240,36 +233,36 @@ def event_payload(
     }
 
 
-async def ingest(
-    bus: EventBus, session: AsyncSession, ctx: PatientContext, upload: Upload
-) -> tuple[Receipt, bool]:
-    """Store one batch. Returns the receipt and whether this call created the batch
-    (False: the batch id was already received and its original receipt is returned)."""
-    patient_id = ctx.patient.id
-    organization_id = ctx.patient.organization_id
-    if not await has_consent(session, patient_id, "wearable_data"):
-        _audit(
-            session,
-            ctx,
-            patient_id,
-            "biometrics.ingest",
-            {"reason": "no_wearable_consent"},
-            outcome="denied",
-        )
-        await session.commit()
-        raise AppError(
-            403,
-            "consent_required",
-            "The patient has not consented to wearable data collection; nothing was stored.",
-        )
-    existing = await _existing(session, patient_id, upload.client_batch_id)
+@dataclass
+class StoredBatch:
+    """What :func:`store_batch` did: the batch row, its receipt and the samples it kept."""
+
+    batch: BiometricBatch
+    receipt: Receipt
+    samples: list[Sample]
+    created: bool  # False: the batch id was known; ``receipt`` is the original one
+
+
+async def store_batch(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    client_batch_id: str,
+    rows: Sequence[Any],
+) -> StoredBatch:
+    """Validate and store one batch of raw rows, exactly once; the caller audits and commits.
+
+    Used by the ingestion API and by file imports (whose chunks are batches). A batch id
+    already stored for the patient returns its original receipt and stores nothing.
+    """
+    existing = await _existing(session, patient_id, client_batch_id)
     if existing is not None:
-        return await _replay(session, ctx, patient_id, existing), False
+        return StoredBatch(existing, _receipt_of(existing), [], created=False)
 
     now = utcnow()
     samples: list[Sample] = []
     rejections: list[Rejection] = []
-    for index, row in enumerate(upload.rows):
+    for index, row in enumerate(rows):
         checked = check_sample(index, row, now)
         if isinstance(checked, Sample):
             samples.append(checked)
@@ -278,10 +271,12 @@ async def ingest(
 
     batch = BiometricBatch(
         patient_id=patient_id,
-        client_batch_id=upload.client_batch_id,
+        client_batch_id=client_batch_id,
         received_at=now,
-        received=len(upload.rows),
+        received=len(rows),
         rejected=len(rejections),
+        first_ts=min((s.ts for s in samples), default=None),
+        last_ts=max((s.ts for s in samples), default=None),
     )
     session.add(batch)
     try:
@@ -289,16 +284,16 @@ async def ingest(
     except IntegrityError:
         # The same batch id arrived concurrently and was stored first: answer as a resend.
         await session.rollback()
-        existing = await _existing(session, patient_id, upload.client_batch_id)
+        existing = await _existing(session, patient_id, client_batch_id)
         if existing is None:
             raise
-        return await _replay(session, ctx, patient_id, existing), False
+        return StoredBatch(existing, _receipt_of(existing), [], created=False)
 
     accepted = await store_samples(session, organization_id, patient_id, batch.id, samples)
     receipt = Receipt(
         batch_id=batch.id,
-        client_batch_id=upload.client_batch_id,
-        received=len(upload.rows),
+        client_batch_id=client_batch_id,
+        received=len(rows),
         accepted=accepted,
         duplicate=len(samples) - accepted,
         rejected=len(rejections),
@@ -311,13 +306,83 @@ async def ingest(
     batch.accepted = receipt.accepted
     batch.duplicate = receipt.duplicate
     batch.receipt = receipt.model_dump(mode="json", exclude={"replayed"})
+    return StoredBatch(batch, receipt, samples, created=True)
+
+
+def _receipt_of(batch: BiometricBatch) -> Receipt:
+    return Receipt.model_validate({**batch.receipt, "replayed": True})
+
+
+async def publish_accepted(
+    bus: EventBus, ctx_organization_id: uuid.UUID, patient_id: uuid.UUID, stored: StoredBatch
+) -> None:
+    """Publish ``biometrics.batch_accepted`` after the commit (so no event describes samples
+    that were rolled back); a failed publish is logged, the samples stay stored."""
+    if not stored.receipt.accepted or not stored.created:
+        return
+    try:
+        await bus.publish(
+            BATCH_ACCEPTED_TOPIC,
+            event_payload(ctx_organization_id, patient_id, stored.batch, stored.samples),
+        )
+    except Exception as exc:
+        log.error(
+            "biometrics.publish_failed",
+            batch_id=str(stored.batch.id),
+            topic=BATCH_ACCEPTED_TOPIC,
+            error=type(exc).__name__,
+        )
+
+
+async def check_consent(session: AsyncSession, ctx: PatientContext) -> None:
+    """Refuse (403, audited) when the patient has not consented to wearable data."""
+    patient_id = ctx.patient.id
+    if await has_consent(session, patient_id, "wearable_data"):
+        return
+    _audit(
+        session,
+        ctx,
+        patient_id,
+        "biometrics.ingest",
+        {"reason": "no_wearable_consent"},
+        outcome="denied",
+    )
+    await session.commit()
+    raise AppError(
+        403,
+        "consent_required",
+        "The patient has not consented to wearable data collection; nothing was stored.",
+    )
+
+
+async def ingest(
+    bus: EventBus, session: AsyncSession, ctx: PatientContext, upload: Upload
+) -> tuple[Receipt, bool]:
+    """Store one batch. Returns the receipt and whether this call created the batch
+    (False: the batch id was already received and its original receipt is returned)."""
+    patient_id = ctx.patient.id
+    await check_consent(session, ctx)
+    stored = await store_batch(
+        session, ctx.patient.organization_id, patient_id, upload.client_batch_id, upload.rows
+    )
+    if not stored.created:
+        _audit(
+            session,
+            ctx,
+            patient_id,
+            "biometrics.batch_replayed",
+            {"batch_id": str(stored.batch.id)},
+        )
+        await session.commit()
+        return stored.receipt, False
+    receipt = stored.receipt
     _audit(
         session,
         ctx,
         patient_id,
         "biometrics.ingest",
         {
-            "batch_id": str(batch.id),
+            "batch_id": str(stored.batch.id),
             "received": receipt.received,
             "accepted": receipt.accepted,
             "duplicate": receipt.duplicate,
@@ -325,16 +390,5 @@ async def ingest(
         },
     )
     await session.commit()
-
-    # Published after the commit, so no event describes samples that were rolled back.
-    if accepted:
-        try:
-            await bus.publish(BATCH_ACCEPTED_TOPIC, event_payload(ctx, patient_id, batch, samples))
-        except Exception as exc:  # the samples are stored; a failed publish must not undo it
-            log.error(
-                "biometrics.publish_failed",
-                batch_id=str(batch.id),
-                topic=BATCH_ACCEPTED_TOPIC,
-                error=type(exc).__name__,
-            )
+    await publish_accepted(bus, ctx.principal.organization_id, patient_id, stored)
     return receipt, True

@@ -85,7 +85,10 @@ def stream_types() -> dict[str, StreamType]:
 
 
 def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 timestamp with a zone (``Z`` or an offset), as UTC; None otherwise."""
+    """An ISO 8601 timestamp with a zone (``Z`` or an offset), or an aware datetime (from a
+    file reader), as UTC; None otherwise."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else None
     if not isinstance(value, str) or len(value) > 40:
         return None
     try:

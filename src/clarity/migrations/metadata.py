@@ -6,6 +6,7 @@ from clarity.auth import models as auth_models
 from clarity.biometrics import models as biometric_models
 from clarity.clinical import models as clinical_models
 from clarity.consent import models as consent_models
+from clarity.imports import models as import_models
 from clarity.notes import models as note_models
 from clarity.organizations import models as organization_models
 from clarity.patients import models as patient_models
@@ -17,6 +18,7 @@ __all__ = [
     "biometric_models",
     "clinical_models",
     "consent_models",
+    "import_models",
     "note_models",
     "organization_models",
     "patient_models",
