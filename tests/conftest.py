@@ -150,6 +150,10 @@ class Harness:
         body: dict[str, str] = response.json()
         return body
 
+    async def drain_events(self) -> int:
+        """Publish what the outbox holds now (the relay would within a second or so)."""
+        return await self.runtime.outbox.publish_pending()
+
     async def token_for(self, role: Role = Role.clinician, org: str = "Test clinic") -> str:
         email, _ = await self.user(role, org=org)
         return (await self.login(email))["access_token"]

@@ -117,7 +117,7 @@ async def seed_patients(runtime: Runtime) -> int:
                 )
                 for weeks_ago, answers in PHQ9_COURSE:
                     await assessments.submit(
-                        runtime.bus,
+                        runtime.outbox,
                         session,
                         ctx,
                         AssessmentSubmit(

@@ -52,8 +52,19 @@ class InProcessBus:
         return True
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        """Call each handler in turn. A failing handler is logged and does not stop the
+        others or the publisher (the outbox relay would otherwise retry the event forever,
+        holding back every later event): in-process handlers do their own retries."""
         for handler in self._handlers.get(topic, []):
-            await handler(payload)
+            try:
+                await handler(payload)
+            except Exception as exc:
+                log.error(
+                    "events.handler_failed",
+                    topic=topic,
+                    handler=getattr(handler, "__qualname__", "handler"),
+                    error=type(exc).__name__,
+                )
 
 
 class RabbitBus:

@@ -18,6 +18,7 @@ from clarity.crypto.fields import BlindIndex, Keyring
 from clarity.crypto.types import configure_keyring
 from clarity.database import Database
 from clarity.events import EventBus, create_bus
+from clarity.outbox.relay import OutboxRelay
 
 
 @dataclass
@@ -29,29 +30,39 @@ class Runtime:
     tokens: TokenCodec
     keyring: Keyring
     blind_index: BlindIndex
+    outbox: OutboxRelay
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         settings.check_production()
+        db = Database(settings)
+        bus = create_bus(settings.broker_url)
         return cls(
             settings=settings,
-            db=Database(settings),
+            db=db,
             cache=Cache(settings.redis_url, settings.cache_prefix, settings.cache_retry_seconds),
-            bus=create_bus(settings.broker_url),
+            bus=bus,
             tokens=TokenCodec(
                 settings.secret_key.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
             ),
             keyring=Keyring.from_setting(settings.encryption_keys.get_secret_value()),
             blind_index=BlindIndex.from_setting(settings.blind_index_keys.get_secret_value()),
+            outbox=OutboxRelay(db, bus),
         )
 
-    async def start(self) -> None:
+    async def start(self, *, relay: bool = True) -> None:
+        """Connect; ``relay``: also publish the outbox from this process (servers and
+        workers do; short CLI commands leave their events to them, so that in-process
+        consumers, which live in the server, receive them)."""
         # Encrypted columns read the process-wide keyring (one keyring per process).
         configure_keyring(self.keyring)
         await self.cache.connect()
         await self.bus.start()
+        if relay:
+            self.outbox.start()
 
     async def stop(self) -> None:
+        await self.outbox.stop()
         await self.bus.stop()
         await self.cache.close()
         await self.db.dispose()
@@ -60,7 +71,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     runtime = Runtime.build(settings)
-    await runtime.start()
+    await runtime.start(relay=False)
     try:
         yield runtime
     finally:

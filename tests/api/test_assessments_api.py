@@ -186,6 +186,7 @@ async def test_item_nine_raises_the_safety_signal_and_the_event(h: Harness) -> N
     assert body["safety_signal"] is True  # whatever the total
     assert [f["item_id"] for f in body["safety_flags"]] == ["phq9_9"]
 
+    await h.drain_events()
     (event,) = received
     assert event["patient_id"] == patient_id
     assert event["response_id"] == body["id"]
@@ -206,6 +207,7 @@ async def test_item_nine_raises_the_safety_signal_and_the_event(h: Harness) -> N
 
     calm = await submit(h, clinician, patient_id, "phq9", phq9(0, 1, 0, 0, 0, 0, 0, 0, 0))
     assert calm.json()["safety_signal"] is False
+    await h.drain_events()
     assert received[-1]["safety_signal"] is False
     assert received[-1]["items"] == {"phq9_9": 0}
     assert received[-1]["event_id"] != event["event_id"]
@@ -266,6 +268,7 @@ async def test_bad_answers_are_a_422_naming_the_item_and_write_nothing(h: Harnes
     assert unknown.json()["errors"][0]["field"] == "instrument_id"
 
     assert await row_count(h) == 0
+    await h.drain_events()
     assert received == []
     actions = {a.action for a in await audit_rows(h, patient_id)}
     assert "assessment.submit" not in actions

@@ -342,6 +342,7 @@ async def test_one_audit_record_and_one_event_per_batch(h: Harness) -> None:
     assert details is not None
     assert (details["accepted"], details["rejected"]) == (40, 0)
 
+    await h.drain_events()
     assert len(events) == 1
     event = events[0]
     assert event["event_type"] == "biometrics.batch_accepted"
@@ -356,6 +357,7 @@ async def test_one_audit_record_and_one_event_per_batch(h: Harness) -> None:
     # A resend: audited as a replay, no new event; a batch adding nothing: no event.
     assert (await send(h, clinician, patient_id, "ev-1", rows)).status_code == 200
     assert (await send(h, clinician, patient_id, "ev-2", rows)).status_code == 201
+    await h.drain_events()
     assert len(events) == 1
     assert sorted(await audit_actions(h, patient_id, "biometrics.")) == [
         "biometrics.batch_replayed",

@@ -52,7 +52,7 @@ async def submit_assessment(
 ) -> AssessmentSubmitted:
     """Submit a completed instrument; it is scored here. Patients submit their own
     self-report instruments; clinician-rated ones (MADRS) only clinicians and admins."""
-    return await service.submit(runtime.bus, session, ctx, body)
+    return await service.submit(runtime.outbox, session, ctx, body)
 
 
 @router.get("", response_model=AssessmentPage)

@@ -27,8 +27,9 @@ from clarity.audit.service import record
 from clarity.auth.models import Role
 from clarity.database import utcnow
 from clarity.errors import AppError
-from clarity.events import EventBus
 from clarity.logging import get_logger
+from clarity.outbox.relay import OutboxRelay
+from clarity.outbox.service import enqueue
 from clarity.patients.access import PatientContext
 from clarity.patients.service import audit_patient
 
@@ -132,7 +133,7 @@ def event_payload(
 
 
 async def submit(
-    bus: EventBus, session: AsyncSession, ctx: PatientContext, body: AssessmentSubmit
+    outbox: OutboxRelay, session: AsyncSession, ctx: PatientContext, body: AssessmentSubmit
 ) -> AssessmentSubmitted:
     instrument = instrument_or_422(body.instrument_id)
     if instrument.respondent == "clinician" and ctx.principal.role not in CLINICAL_RATERS:
@@ -197,19 +198,15 @@ async def submit(
             "safety_signal": result.safety_signal,
         },
     )
+    # Written in the same transaction as the response: both are stored or neither is.
+    enqueue(
+        session,
+        SUBMITTED_TOPIC,
+        event_payload(ctx, instrument, row, result),
+        key=str(row.patient_id),
+    )
     await session.commit()
-
-    # Published after the commit, so no event describes a response that was rolled back.
-    # Issue 6 replaces this direct publish with a transactional outbox.
-    try:
-        await bus.publish(SUBMITTED_TOPIC, event_payload(ctx, instrument, row, result))
-    except Exception as exc:  # the response is stored; a failed publish must not undo it
-        log.error(
-            "assessment.publish_failed",
-            response_id=str(row.id),
-            topic=SUBMITTED_TOPIC,
-            error=type(exc).__name__,
-        )
+    outbox.notify()
 
     out = to_out(row)
     return AssessmentSubmitted(

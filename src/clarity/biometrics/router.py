@@ -48,7 +48,7 @@ async def ingest_biometrics(
     original receipt (200) and stores nothing; a sample already stored (same stream, ts and
     source) counts as a duplicate. Requires the patient's consent to wearable data."""
     upload = service.parse_upload(request.headers.get("content-type", ""), await request.body())
-    receipt, created = await service.ingest(runtime.bus, session, ctx, upload)
+    receipt, created = await service.ingest(runtime.outbox, session, ctx, upload)
     if not created:
         response.status_code = status.HTTP_200_OK
     return receipt

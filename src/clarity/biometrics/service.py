@@ -26,8 +26,9 @@ from clarity.biometrics.streams import Rejection, Sample, check_sample
 from clarity.consent.service import has_consent
 from clarity.database import utcnow
 from clarity.errors import AppError
-from clarity.events import EventBus
 from clarity.logging import get_logger
+from clarity.outbox.relay import OutboxRelay
+from clarity.outbox.service import enqueue
 from clarity.patients.access import PatientContext
 
 log = get_logger(__name__)
@@ -216,9 +217,6 @@ def event_payload(
 ) -> dict[str, Any]:
     """The ``biometrics.batch_accepted`` event: ids, streams, time range and counts; no values."""
     return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": BATCH_ACCEPTED_TOPIC,
-        "occurred_at": utcnow().isoformat(),
         "organization_id": str(organization_id),
         "patient_id": str(patient_id),
         "batch_id": str(batch.id),
@@ -313,25 +311,19 @@ def _receipt_of(batch: BiometricBatch) -> Receipt:
     return Receipt.model_validate({**batch.receipt, "replayed": True})
 
 
-async def publish_accepted(
-    bus: EventBus, ctx_organization_id: uuid.UUID, patient_id: uuid.UUID, stored: StoredBatch
+def enqueue_accepted(
+    session: AsyncSession, organization_id: uuid.UUID, patient_id: uuid.UUID, stored: StoredBatch
 ) -> None:
-    """Publish ``biometrics.batch_accepted`` after the commit (so no event describes samples
-    that were rolled back); a failed publish is logged, the samples stay stored."""
+    """Write ``biometrics.batch_accepted`` to the outbox in the batch's transaction (call
+    before committing it); nothing for a resend or a batch that stored no new sample."""
     if not stored.receipt.accepted or not stored.created:
         return
-    try:
-        await bus.publish(
-            BATCH_ACCEPTED_TOPIC,
-            event_payload(ctx_organization_id, patient_id, stored.batch, stored.samples),
-        )
-    except Exception as exc:
-        log.error(
-            "biometrics.publish_failed",
-            batch_id=str(stored.batch.id),
-            topic=BATCH_ACCEPTED_TOPIC,
-            error=type(exc).__name__,
-        )
+    enqueue(
+        session,
+        BATCH_ACCEPTED_TOPIC,
+        event_payload(organization_id, patient_id, stored.batch, stored.samples),
+        key=str(patient_id),
+    )
 
 
 async def check_consent(session: AsyncSession, ctx: PatientContext) -> None:
@@ -356,7 +348,7 @@ async def check_consent(session: AsyncSession, ctx: PatientContext) -> None:
 
 
 async def ingest(
-    bus: EventBus, session: AsyncSession, ctx: PatientContext, upload: Upload
+    outbox: OutboxRelay, session: AsyncSession, ctx: PatientContext, upload: Upload
 ) -> tuple[Receipt, bool]:
     """Store one batch. Returns the receipt and whether this call created the batch
     (False: the batch id was already received and its original receipt is returned)."""
@@ -389,6 +381,7 @@ async def ingest(
             "rejected": receipt.rejected,
         },
     )
+    enqueue_accepted(session, ctx.principal.organization_id, patient_id, stored)
     await session.commit()
-    await publish_accepted(bus, ctx.principal.organization_id, patient_id, stored)
+    outbox.notify()
     return receipt, True

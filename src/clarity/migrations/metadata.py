@@ -9,6 +9,7 @@ from clarity.consent import models as consent_models
 from clarity.imports import models as import_models
 from clarity.notes import models as note_models
 from clarity.organizations import models as organization_models
+from clarity.outbox import models as outbox_models
 from clarity.patients import models as patient_models
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "import_models",
     "note_models",
     "organization_models",
+    "outbox_models",
     "patient_models",
 ]
