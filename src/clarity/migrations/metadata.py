@@ -1,5 +1,6 @@
 """Imports every model module so that ``Base.metadata`` knows all tables (for Alembic)."""
 
+from clarity.alerts import models as alert_models
 from clarity.assessments import models as assessment_models
 from clarity.audit import models as audit_models
 from clarity.auth import models as auth_models
@@ -13,6 +14,7 @@ from clarity.outbox import models as outbox_models
 from clarity.patients import models as patient_models
 
 __all__ = [
+    "alert_models",
     "assessment_models",
     "audit_models",
     "auth_models",
