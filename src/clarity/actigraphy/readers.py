@@ -27,6 +27,8 @@ SHARED_DATA_ENV = "CLARITY_SHARED_DATA"
 
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
 _DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?")
+# Already in the normal form but for the separator: the common case, returned without parsing.
+_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}")
 _FORMATS = "'YYYY-MM-DD HH:MM:SS' or 'D/M/YYYY H:MM'"
 
 
@@ -78,8 +80,11 @@ def depresjon_files(root: Path | None = None) -> list[Path]:
     return files
 
 
-def _parse_timestamp(text: str) -> str | None:
-    """ISO-8601 text for a Depresjon timestamp, or ``None`` when it matches neither style."""
+def parse_depresjon_timestamp(text: str) -> str | None:
+    """ISO-8601 text (naive, wall clock) for a Depresjon timestamp, or ``None`` when it matches
+    neither style (shared with the ``depresjon`` import format)."""
+    if _CANONICAL.fullmatch(text):
+        return f"{text[:10]}T{text[11:]}"
     match = _ISO.fullmatch(text)
     if match:
         year, month, day, hour, minute, second = match.groups()
@@ -126,7 +131,7 @@ def read_depresjon_csv(path: str | Path, *, timezone: str = DEPRESJON_TIMEZONE) 
         fields = line.split(",")
         if len(fields) < width:
             raise ActigraphyFileError(file, f"has {len(fields)} fields, needs {width}", number)
-        iso = _parse_timestamp(fields[ts_col].strip())
+        iso = parse_depresjon_timestamp(fields[ts_col].strip())
         if iso is None:
             raise ActigraphyFileError(file, f"timestamp is not {_FORMATS}", number)
         raw = fields[act_col].strip()
