@@ -153,6 +153,17 @@ async def test_break_the_glass_opens_expires_and_is_audited(h: Harness) -> None:
     assert listed.json() == []
 
 
+_RANGE = {"start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z"}
+# Required query parameters of the reads that have some (by the end of their path).
+READ_PARAMS: list[tuple[str, dict[str, str]]] = [
+    ("/trend", {"instrument_id": "phq9"}),
+    ("/biometrics/samples", {"stream": "heart_rate", **_RANGE}),
+    ("/biometrics/aggregates", {"stream": "heart_rate", "bucket": "1h", **_RANGE}),
+    ("/biometrics/coverage", {"stream": "heart_rate", **_RANGE}),
+    ("/biometrics/export", {"format": "csv", **_RANGE}),
+]
+
+
 async def test_every_patient_scoped_read_leaves_an_audit_record(h: Harness) -> None:
     s = await _setup(h)
     patient_id = s["patient"]["id"]
@@ -162,9 +173,12 @@ async def test_every_patient_scoped_read_leaves_an_audit_record(h: Harness) -> N
         async with h.runtime.db.engine.connect() as conn:
             before = await _audit_count(conn, patient_id)
         url = fill(path, patient_id)
-        params = {"instrument_id": "phq9"} if path.endswith("/trend") else None
+        params = next((p for end, p in READ_PARAMS if path.endswith(end)), None)
         response = await h.client.get(url, params=params, headers=bearer(s["owner"]))
-        assert response.status_code == 200, (path, response.text)
+        if path.endswith("/actigraphy/summary"):  # no wearable data yet: refused, still audited
+            assert response.json().get("code") == "insufficient_data", (path, response.text)
+        else:
+            assert response.status_code == 200, (path, response.text)
         async with h.runtime.db.engine.connect() as conn:
             assert await _audit_count(conn, patient_id) > before, path
 
