@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 
 from clarity import __version__
+from clarity.analytics.router import router as analytics_router
 from clarity.assessments.router import instruments_router
 from clarity.assessments.router import router as assessments_router
 from clarity.audit.router import router as audit_router
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         medication_catalogue_router,
         fhir_router,
         biometrics_router,
+        analytics_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     _mount_docs(app)
