@@ -19,8 +19,10 @@ Input to pyActigraphy, per recording:
   device files build exactly this: a 1-min-frequency Series plus start time, period and
   frequency).
 
-``python scripts/pyactigraphy_fixtures.py --bench`` instead times pyActigraphy's IS, IV,
-L5/M10 and Cole-Kripke over the 55 files (reading excluded) and prints JSON seconds.
+``python scripts/pyactigraphy_fixtures.py --bench`` is instead pyActigraphy's side of
+``bench/actigraphy.py`` (the metric set of :data:`BENCH_METRICS` over the 55 files, reading
+and building the ``BaseRaw`` objects untimed), driven pass by pass over stdin (see
+:func:`bench`).
 """
 
 from __future__ import annotations
@@ -250,32 +252,94 @@ def files() -> list[Path]:
     return out
 
 
-def bench(repeat: int) -> None:
+def _k_or_none(fn: Any) -> float | None:
+    try:
+        return float(fn(4))
+    except ValueError:  # LOWESS region search finds no constant region
+        return None
+
+
+def _bench_metrics() -> dict[str, Any]:
+    """The metric set of ``bench/actigraphy.py``, each the cheapest pyActigraphy call for it."""
+    from pyActigraphy.analysis import Cosinor
+    from pyActigraphy.metrics.metrics import _lmx
+
+    model = Cosinor()
+    fixed = model.fit_initial_params.copy()
+    fixed["Period"].set(value=1440, vary=False)
+
+    def l5_m10_ra(x: BaseRaw) -> tuple[float, float, float, Any, Any]:
+        # L5() and M10() each make one _lmx call; RA() would repeat both, so RA is derived
+        l5_at, l5 = _lmx(x.data, "5H", lowest=True)
+        m10_at, m10 = _lmx(x.data, "10H", lowest=False)
+        return l5, m10, (m10 - l5) / (m10 + l5), l5_at, m10_at
+
+    return {
+        "IS": lambda x: x.IS(freq="1H", binarize=False),
+        "IV": lambda x: x.IV(freq="1H", binarize=False),
+        "L5_M10_RA": l5_m10_ra,
+        "cosinor": lambda x: model.fit(x.data, params=fixed),
+        "kRA_kAR": lambda x: (_k_or_none(x.kRA), _k_or_none(x.kAR)),
+        "CK": lambda x: x.CK(settings="mean", threshold=1.0, rescoring=False),
+        "CK_Webster": lambda x: x.CK(settings="mean", threshold=1.0, rescoring=True),
+        "Sadeh": lambda x: x.Sadeh(),
+        "Oakley": lambda x: x.Oakley(threshold=40),
+        "SRI": lambda x: x.SleepRegularityIndex(
+            algo="CK", settings="mean", threshold=1.0, rescoring=False
+        ),
+    }
+
+
+BENCH_METRICS = (
+    "IS", "IV", "L5_M10_RA", "cosinor", "kRA_kAR", "CK", "CK_Webster", "Sadeh", "Oakley", "SRI"
+)  # fmt: skip
+
+
+def bench() -> None:
+    """Answer ``bench/actigraphy.py`` line by line, so that both sides' passes interleave.
+
+    Prints ``{"files": N}`` once the recordings are loaded, then for each line read:
+    ``pass`` - compute every metric for every recording once, print the seconds per metric;
+    ``values`` - print the last pass's IS, IV, L5, M10, RA and SRI per recording. Ends at EOF.
+    """
     raws = [raw_of(trimmed(read_counts(p)[0])[0], p.stem) for p in files()]
-    best: dict[str, float] = {}
-    for _ in range(repeat):
-        for name, fn in (
-            ("IS_IV", lambda x: (x.IS(binarize=False), x.IV(binarize=False))),
-            ("L5_M10", lambda x: (x.L5(binarize=False), x.M10(binarize=False))),
-            ("CK", lambda x: x.CK(settings="mean", rescoring=False)),
-        ):
-            t0 = time.perf_counter()
-            for x in raws:
-                fn(x)
-            elapsed = time.perf_counter() - t0
-            best[name] = min(best.get(name, elapsed), elapsed)
-    print(json.dumps({"files": len(raws), "seconds": best}))
+    metrics = _bench_metrics()
+    assert tuple(metrics) == BENCH_METRICS
+    results: dict[str, list[Any]] = {}
+    print(json.dumps({"files": len(raws)}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "pass":
+            seconds: dict[str, float] = {}
+            for name, fn in metrics.items():
+                t0 = time.perf_counter()
+                results[name] = [fn(x) for x in raws]
+                seconds[name] = time.perf_counter() - t0
+            print(json.dumps({"seconds": seconds}), flush=True)
+        elif command == "values":
+            values = {
+                "IS": [r(v) for v in results["IS"]],
+                "IV": [r(v) for v in results["IV"]],
+                "L5": [r(v[0]) for v in results["L5_M10_RA"]],
+                "M10": [r(v[1]) for v in results["L5_M10_RA"]],
+                "RA": [r(v[2]) for v in results["L5_M10_RA"]],
+                "SRI": [r(v) for v in results["SRI"]],
+            }
+            print(json.dumps({"values": values}), flush=True)
+        else:
+            raise SystemExit(f"unknown bench command {command!r}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", action="store_true", help="time pyActigraphy only")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--bench", action="store_true", help="pyActigraphy's side of bench/actigraphy.py"
+    )
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"Depresjon data not found at {DATA}")
     if args.bench:
-        bench(args.repeat)
+        bench()
         return
     recordings = {}
     for path in files():

@@ -16,6 +16,13 @@ from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 
 from clarity import __version__
+from clarity.alerts.delivery.router import stream_router as alert_stream_router
+from clarity.alerts.delivery.router import webhooks_router
+from clarity.alerts.delivery.service import AlertDelivery
+from clarity.alerts.router import patient_router as patient_alerts_router
+from clarity.alerts.router import router as alerts_router
+from clarity.alerts.rules_router import router as alert_rules_router
+from clarity.alerts.runner import AlertRunner
 from clarity.analytics.router import router as analytics_router
 from clarity.assessments.router import instruments_router
 from clarity.assessments.router import router as assessments_router
@@ -31,6 +38,8 @@ from clarity.errors import install_error_handlers
 from clarity.fhir.router import router as fhir_router
 from clarity.health.router import router as health_router
 from clarity.http import RequestMiddleware
+from clarity.imports.router import router as imports_router
+from clarity.imports.runner import ImportRunner
 from clarity.logging import configure_logging, get_logger
 from clarity.migrate import check_at_head
 from clarity.notes.router import router as notes_router
@@ -78,6 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
     runtime = Runtime.build(settings)  # refuses unsafe production settings, in one line
+    imports = ImportRunner(
+        runtime.db, runtime.outbox.notify, settings.import_path, settings.import_stale_seconds
+    )
+    alerts = AlertRunner(runtime)
+    delivery = AlertDelivery(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,8 +109,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 cache=runtime.cache.backend,
                 broker=runtime.bus.name,
             )
+            await imports.start()
+            alerts.start()
+            await delivery.start()
             yield
         finally:
+            await delivery.stop()
+            await alerts.stop()
+            await imports.stop()
             await runtime.stop()
             log.info("service.stopped")
 
@@ -109,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.import_runner = imports
+    app.state.alert_runner = alerts
+    app.state.alert_delivery = delivery
     install_error_handlers(app)
     app.include_router(health_router)
     for router in (
@@ -128,6 +151,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir_router,
         biometrics_router,
         analytics_router,
+        imports_router,
+        alert_stream_router,  # before alerts_router: /alerts/stream, not /alerts/{alert_id}
+        webhooks_router,
+        alerts_router,
+        patient_alerts_router,
+        alert_rules_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     _mount_docs(app)

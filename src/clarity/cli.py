@@ -23,16 +23,20 @@ from clarity.crypto.rotation import rotate as rotate_keys
 from clarity.database import scope_session
 from clarity.demo import DEMO_ORGANIZATION, seed_patients, seed_users
 from clarity.errors import AppError
+from clarity.imports.cli import import_command
 from clarity.migrate import SchemaOutOfDate, check_at_head
 from clarity.organizations.service import get_or_create
 from clarity.runtime import Runtime, open_runtime
 from clarity.users.service import create_user
+from clarity.worker.cli import worker_command
 
 app = typer.Typer(help="Clarity: digital-twin backend for psychiatric care.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit trail tools.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.command("import")(import_command)
+app.command("worker")(worker_command)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")

@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     cache_prefix: str = "clarity:"
     cache_retry_seconds: float = 1.0
     broker_url: str | None = None
+    # Events on a broker: one ordered queue per partition, chosen by a hash of the patient.
+    # Every server and worker must use the same count; change it only with empty queues.
+    event_partitions: int = Field(default=16, ge=1, le=1024)
+    # Names the exchange (<prefix>.events) and queues (<prefix>.events.p<k>), so that
+    # several deployments (or test runs) can share one broker.
+    broker_prefix: str = Field(default="clarity", pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    # `clarity worker`: a worker holds each partition under a lease it renews every
+    # heartbeat; a worker silent for a lease is taken as dead and its partitions move.
+    worker_lease_seconds: float = Field(default=15.0, gt=0)
+    worker_heartbeat_seconds: float = Field(default=3.0, gt=0)
+    # Extra event handlers and periodic jobs for `clarity worker`: "module:function" paths,
+    # each called with (registry, runtime) at start (see clarity.worker.registry).
+    worker_handlers: CsvList = Field(default_factory=list)
     ready_requires: CsvList = Field(default_factory=lambda: ["database"])
 
     # Tokens.
@@ -85,6 +98,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     # Biometric uploads (paths ending in /biometrics) may be larger: 100,000 samples and up.
     max_ingest_bytes: int = 67_108_864
+    # File imports (POST .../imports, whose path ends in /imports): the whole file is the body,
+    # streamed to disk under import_dir (default: an "imports" folder beside the SQLite file,
+    # else ./imports), mode 0600, deleted when the job ends.
+    max_import_bytes: int = 4 * 1024**3
+    import_dir: Path | None = None
+    # A running import whose worker has not reported for this long is taken as dead: the
+    # app resumes it (uploads) and `clarity import` may take it over (its own files).
+    import_stale_seconds: float = 60.0
     rate_limit_per_ip: int = 600
     rate_limit_per_user: int = 600
     rate_limit_login: int = 10
@@ -92,10 +113,21 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = False
     hsts_seconds: int = 31_536_000
 
+    # Alert delivery (docs/webhooks.md): SSE heartbeat, how often each process looks for new
+    # alert events and due webhooks, webhook attempts before a delivery is dead, and whether
+    # webhook URLs may reach private/loopback addresses (unset: blocked in production only).
+    sse_heartbeat_seconds: float = 15.0
+    alert_poll_seconds: float = 1.0
+    webhook_max_attempts: int = 7
+    webhook_timeout_seconds: float = 5.0
+    webhook_block_private: bool | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
 
-    _split_lists = field_validator("ready_requires", "cors_origins", mode="before")(_split_csv)
+    _split_lists = field_validator(
+        "ready_requires", "cors_origins", "worker_handlers", mode="before"
+    )(_split_csv)
 
     @property
     def is_sqlite(self) -> bool:
@@ -106,6 +138,21 @@ class Settings(BaseSettings):
         if not self.is_sqlite or ":memory:" in self.database_url:
             return None
         return Path(self.database_url.split("///", 1)[1])
+
+    @property
+    def import_path(self) -> Path:
+        """Where uploaded files wait for their import job."""
+        if self.import_dir is not None:
+            return self.import_dir
+        if self.sqlite_path is not None:
+            return self.sqlite_path.parent / "imports"
+        return Path("imports")
+
+    @property
+    def webhook_blocks_private(self) -> bool:
+        if self.webhook_block_private is not None:
+            return self.webhook_block_private
+        return self.environment is Environment.production
 
     def unsafe_reasons(self) -> list[str]:
         """Why these settings must not run in production (empty when they may)."""

@@ -135,9 +135,13 @@ class RequestMiddleware:
         return uuid.uuid4().hex
 
     def _body_limit(self, scope: Scope) -> int:
-        """Biometric uploads (paths ending in ``/biometrics``) have their own, larger limit."""
-        if str(scope.get("path", "")).rstrip("/").endswith("/biometrics"):
+        """Biometric uploads (paths ending in ``/biometrics``) and file imports (``/imports``,
+        streamed to disk) have their own, larger limits."""
+        path = str(scope.get("path", "")).rstrip("/")
+        if path.endswith("/biometrics"):
             return self.settings.max_ingest_bytes
+        if path.endswith("/imports"):
+            return self.settings.max_import_bytes
         return self.settings.max_body_bytes
 
     async def _reject_early(self, scope: Scope, address: str, request_id: str) -> Any:

@@ -36,7 +36,9 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         settings.check_production()
         db = Database(settings)
-        bus = create_bus(settings.broker_url)
+        bus = create_bus(
+            settings.broker_url, prefix=settings.broker_prefix, partitions=settings.event_partitions
+        )
         return cls(
             settings=settings,
             db=db,

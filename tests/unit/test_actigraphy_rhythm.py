@@ -54,6 +54,41 @@ def test_missing_hours_are_left_out_not_zero_filled() -> None:
     assert interdaily_stability(zero_filled) < 0.9
 
 
+# Two days of 6-hour bins, by hand: day 1 = 1 2 3 6, day 2 = 3 2 1 6 (N = 8, p = 4).
+# Grand mean 24 / 8 = 3; slot means 2 2 2 6; sum of squares about the mean
+# (4 + 1 + 0 + 9) + (0 + 1 + 4 + 9) = 28; successive differences 1 1 3 -3 -1 -1 5,
+# whose squares sum to 47 over 7 pairs.
+SIX_HOURLY = np.array([1.0, 2.0, 3.0, 6.0, 3.0, 2.0, 1.0, 6.0])
+
+
+def test_is_by_hand() -> None:
+    series = series_from(SIX_HOURLY, epoch=21600)
+    # original: N * sum_h (slot mean - mean)^2 / (p * SS) = 8 * (1 + 1 + 1 + 9) / (4 * 28)
+    assert interdaily_stability(series, period_seconds=21600) == pytest.approx(96 / 112)
+    # pyActigraphy: var(slot means, ddof=1) / var(x, ddof=1) = (12 / 3) / (28 / 7) = 1
+    assert interdaily_stability(
+        series, period_seconds=21600, convention="pyactigraphy"
+    ) == pytest.approx(1.0)
+
+
+def test_iv_by_hand() -> None:
+    series = series_from(SIX_HOURLY, epoch=21600)
+    # original: N * sum d^2 / ((N - 1) * SS) = 8 * 47 / (7 * 28)
+    assert intradaily_variability(series, period_seconds=21600) == pytest.approx(376 / 196)
+    # pyActigraphy: sum d^2 / SS = 47 / 28
+    assert intradaily_variability(
+        series, period_seconds=21600, convention="pyactigraphy"
+    ) == pytest.approx(47 / 28)
+
+
+def test_is_iv_of_hourly_means_of_minute_counts_by_hand() -> None:
+    # the same two days as minute counts: each 6-hour bin is 360 equal minutes, so the bin
+    # means are the values above and IS, IV are the same (mean of a bin, not its sum)
+    series = series_from(np.repeat(SIX_HOURLY, 360))
+    assert interdaily_stability(series, period_seconds=21600) == pytest.approx(96 / 112)
+    assert intradaily_variability(series, period_seconds=21600) == pytest.approx(376 / 196)
+
+
 def test_white_noise_has_low_is_and_iv_near_two() -> None:
     rng = np.random.default_rng(7)
     hourly = rng.normal(100.0, 10.0, size=60 * 24)
@@ -126,6 +161,23 @@ def test_l5_m10_placement_and_relative_amplitude(tz: str) -> None:
     assert result.relative_amplitude == pytest.approx(98.0 / 102.0)
 
 
+def test_l5_m10_by_hand_on_an_averaged_hourly_profile() -> None:
+    # Hourly epochs, two days from midnight UTC. Day A: 6 4 2 0 2 4 6 at 00-06 h, 20 at
+    # 07-16 h, 10 at 17-23 h; day B the same but 2 at 03 h and 30 at 12 h. Average day:
+    # 6 4 2 1 2 4 6 | 20 x 5, 25, 20 x 4 | 10 x 7.
+    day_a = np.array([6, 4, 2, 0, 2, 4, 6] + [20] * 10 + [10] * 7, dtype=float)
+    day_b = day_a.copy()
+    day_b[3], day_b[12] = 2.0, 30.0
+    result = l5_m10(series_from(np.concatenate((day_a, day_b)), epoch=3600))
+    # 5-h windows: from 01 h 4+2+1+2+4 = 13 (from 00 h and 02 h: 15) -> L5 = 13 / 5
+    assert result.l5 == pytest.approx(2.6)
+    assert result.l5_onset_hours == 1.0
+    # 10-h windows: 07-16 h 9 x 20 + 25 = 205 (from 06 h: 191, from 08 h: 195)
+    assert result.m10 == pytest.approx(20.5)
+    assert result.m10_onset_hours == 7.0
+    assert result.relative_amplitude == pytest.approx((20.5 - 2.6) / (20.5 + 2.6))
+
+
 def test_l5_ignores_missing_epochs() -> None:
     series = profile_days(3)
     counts = series.counts.copy()
@@ -195,6 +247,25 @@ def test_cosinor_recovers_a_pure_cosine_exactly() -> None:
     assert fit.r_squared == pytest.approx(1.0)
     assert fit.p_value < 1e-12
     assert fit.n == 3 * 1440
+
+
+def test_cosinor_by_hand_on_four_points() -> None:
+    # 6-hourly at 00, 06, 12, 18 h: cos = 1 0 -1 0, sin = 0 1 0 -1, so the design is
+    # orthogonal (Gram matrix diag(4, 2, 2)) and M = mean(y), beta = (y0 - y2) / 2,
+    # gamma = (y1 - y3) / 2. y = 5 4 1 3: M = 3.25, beta = 2, gamma = 0.5.
+    fit = cosinor(series_from(np.array([5.0, 4.0, 1.0, 3.0]), epoch=21600))
+    assert fit.mesor == pytest.approx(3.25)
+    assert fit.amplitude == pytest.approx(math.sqrt(2**2 + 0.5**2))
+    # peak of 2 cos(wt) + 0.5 sin(wt) at wt = atan2(0.5, 2), w = 2 pi / 24 h
+    assert fit.acrophase_hours == pytest.approx(math.atan2(0.5, 2) * 24 / (2 * math.pi))
+    # fitted 5.25 3.75 1.25 2.75: residuals -+0.25, RSS = 0.25; TSS = sum (y - 3.25)^2 = 8.75
+    assert fit.r_squared == pytest.approx(1 - 0.25 / 8.75)
+    # F = ((TSS - RSS) / 2) / (RSS / (N - 3)) = 4.25 / 0.25
+    assert fit.f_statistic == pytest.approx(17.0)
+    # SE(M) = sqrt(RSS / (N - 3) / 4) = 0.25; t(0.975, 1 df) = 12.7062047...
+    half = 12.706204736174694 * 0.25
+    assert fit.mesor_ci == pytest.approx((3.25 - half, 3.25 + half))
+    assert fit.n == 4
 
 
 def test_cosinor_acrophase_is_in_local_time() -> None:

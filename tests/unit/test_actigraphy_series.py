@@ -151,6 +151,18 @@ def test_local_to_utc_resolves_the_repeated_autumn_hour_by_order() -> None:
     np.testing.assert_array_equal(utc + utc_offsets(utc, tz), local)
 
 
+@pytest.mark.parametrize("day", [dt.date(2005, 4, 3), dt.date(2005, 10, 30)])
+def test_local_to_utc_handles_clock_changes_inside_an_hour(day: dt.date) -> None:
+    # St John's changed its clocks at 00:01 local until 2011: in spring 00:01 became 01:01
+    # (a skipped hour from 00:01), in autumn 00:01 went back to 23:01 (23:01-00:00 twice)
+    tz = ZoneInfo("America/St_Johns")
+    start = int(dt.datetime.combine(day, dt.time(), tzinfo=UTC).timestamp())
+    utc = start + 60 * np.arange(2 * 1440, dtype=np.int64)  # minutes around the change
+    offsets = utc_offsets(utc, tz)
+    assert len(set(offsets.tolist())) == 2
+    assert np.array_equal(local_to_utc(utc + offsets, tz), utc)
+
+
 # ---------------------------------------------------------------- Depresjon reader
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name

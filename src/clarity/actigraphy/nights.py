@@ -26,7 +26,6 @@ sleep/wake timing." Sci Rep 2017;7:3216, doi:10.1038/s41598-017-03171-4.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final
@@ -46,6 +45,21 @@ class InsufficientDataError(ValueError):
 
 
 # --------------------------------------------------------------------------- rest interval
+
+
+def _rolling_nanmedian(padded: FloatArray, width: int) -> FloatArray:
+    """``numpy.nanmedian`` of every window ``padded[t : t + width]`` (``NaN`` if all missing).
+
+    Each window is sorted (``NaN`` sorts last); the median of its ``k`` known values is the
+    middle one, or the mean of the two middle ones when ``k`` is even.
+    """
+    ordered = np.sort(sliding_window_view(padded, width), axis=1)
+    missing_so_far = np.concatenate(([0], np.cumsum(np.isnan(padded), dtype=np.int64)))
+    known = width - (missing_so_far[width:] - missing_so_far[:-width])
+    rows = np.arange(ordered.shape[0])
+    low = ordered[rows, np.maximum((known - 1) // 2, 0)]
+    high = ordered[rows, known // 2]
+    return np.where(known > 0, (low + high) / 2, np.nan)
 
 
 def detect_rest_interval(
@@ -71,9 +85,7 @@ def detect_rest_interval(
         return None
     half = median_minutes // 2
     padded = np.concatenate([np.full(half, np.nan), x, np.full(half, np.nan)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows -> NaN
-        median = np.nanmedian(sliding_window_view(padded, median_minutes), axis=1)
+    median = _rolling_nanmedian(padded, median_minutes)
     with np.errstate(invalid="ignore"):
         rest = np.where(median < immobile_below, 1.0, 0.0)
     r = runs_of(rest)

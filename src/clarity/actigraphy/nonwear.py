@@ -51,10 +51,10 @@ def _merged_mask(
     span_start = starts[first]
     span_end = np.maximum.reduceat(ends, first)
     long_enough = (span_end - span_start) >= min_length
-    delta = np.zeros(size + 1, dtype=np.int64)
-    np.add.at(delta, span_start[long_enough], 1)
-    np.add.at(delta, span_end[long_enough], -1)
-    mask[:] = np.cumsum(delta[:-1]) > 0
+    delta = np.bincount(span_start[long_enough], minlength=size + 1) - np.bincount(
+        span_end[long_enough], minlength=size + 1
+    )
+    mask[:] = np.cumsum(delta[:size]) > 0
     return mask
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats  # type: ignore[import-untyped]
+from scipy import special  # type: ignore[import-untyped]
 
 from clarity.actigraphy.series import (
     SECONDS_PER_DAY,
@@ -351,6 +351,34 @@ class CosinorFit:
     period_hours: float
 
 
+def _dot(a: FloatArray, b: FloatArray) -> float:
+    return float(np.sum(a * b))
+
+
+def _cos_sin(
+    local_seconds: IntArray, period_hours: float, epoch_seconds: int
+) -> tuple[FloatArray, FloatArray]:
+    """Cosine and sine of the phase of each time (seconds) in the cycle.
+
+    Epoch data repeat a few phases many times (1440 per day at 1-min epochs): when the
+    period is a whole number of seconds and every phase lies on one grid of
+    ``gcd(period, epoch)`` seconds, the trigonometry is done once per grid point.
+    """
+    omega = 2.0 * math.pi / period_hours
+    period_seconds = period_hours * 3600.0
+    whole = round(period_seconds)
+    if whole == period_seconds and whole > 0 and local_seconds.size:
+        step = math.gcd(whole, epoch_seconds)
+        phase = local_seconds % whole
+        rest = int(phase[0]) % step
+        if whole // step <= local_seconds.size and bool(np.all(phase % step == rest)):
+            angle = omega * (np.arange(rest, whole, step) / 3600.0)
+            slot = phase // step
+            return np.cos(angle)[slot], np.sin(angle)[slot]
+    angle = omega * np.mod(local_seconds / 3600.0, period_hours)
+    return np.cos(angle), np.sin(angle)
+
+
 def cosinor(series: EpochSeries, *, period_hours: float = 24.0, alpha: float = 0.05) -> CosinorFit:
     r"""Least-squares single-component cosinor with the standard confidence intervals.
 
@@ -382,17 +410,20 @@ def cosinor(series: EpochSeries, *, period_hours: float = 24.0, alpha: float = 0
     n = int(y.size)
     if n < 4:
         raise InsufficientData(f"cosinor needs at least 4 observed epochs; got {n}")
-    hours = series.local_seconds[observed].astype(np.float64) / 3600.0
     omega = 2.0 * math.pi / period_hours
-    angle = omega * np.mod(hours, period_hours)
-    design = np.column_stack((np.ones(n), np.cos(angle), np.sin(angle)))
-    gram = design.T @ design
+    cos_t, sin_t = _cos_sin(series.local_seconds[observed], period_hours, series.epoch_seconds)
+    # normal equations of the design [1, cos, sin]; sums of products rather than BLAS
+    # products, whose threads contend with each other on busy machines
+    sum_c, sum_s, cs = float(cos_t.sum()), float(sin_t.sum()), _dot(cos_t, sin_t)
+    gram = np.array(
+        [[n, sum_c, sum_s], [sum_c, _dot(cos_t, cos_t), cs], [sum_s, cs, _dot(sin_t, sin_t)]]
+    )
     if np.linalg.matrix_rank(gram) < 3:
         raise InsufficientData("the observed times do not cover enough of the cycle to fit it")
-    coef = np.linalg.solve(gram, design.T @ y)
+    coef = np.linalg.solve(gram, np.array([float(y.sum()), _dot(cos_t, y), _dot(sin_t, y)]))
     mesor, beta, gamma = (float(v) for v in coef)
-    residual = y - design @ coef
-    rss = float(residual @ residual)
+    residual = y - (mesor + beta * cos_t + gamma * sin_t)
+    rss = _dot(residual, residual)
     tss = float(np.sum((y - y.mean()) ** 2))
     if tss <= 0.0:
         raise InsufficientData("activity does not vary (zero variance): nothing to fit")
@@ -412,12 +443,13 @@ def cosinor(series: EpochSeries, *, period_hours: float = 24.0, alpha: float = 0
         se_phi = math.sqrt(max(float(var_phi), 0.0))
     else:
         se_phi = math.pi
-    t_crit = float(stats.t.ppf(1.0 - alpha / 2.0, dof))
+    # scipy.stats' t.ppf and f.sf evaluate these same special functions, without overhead
+    t_crit = float(special.stdtrit(dof, 1.0 - alpha / 2.0))
     peak = (-phi / omega) % period_hours
     se_peak = se_phi / omega
     if rss > 0:
         f_stat = ((tss - rss) / 2.0) / (rss / dof)
-        p_value = float(stats.f.sf(f_stat, 2, dof))
+        p_value = float(special.fdtrc(2, dof, f_stat)) if f_stat > 0 else 1.0
     else:
         f_stat, p_value = math.inf, 0.0
     return CosinorFit(

@@ -12,8 +12,9 @@ coverage counts only observed epochs. Pure computation: numpy and the standard l
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,24 +59,65 @@ def _offset_at_local(seconds: int, tz: ZoneInfo, fold: int) -> int:
     return 0 if offset is None else int(offset.total_seconds())
 
 
+# The zone is consulted once per whole hour (UTC hours for utc_offsets, wall-clock hours for
+# local_to_utc), and those hourly offsets are memoised in blocks of _BLOCK_HOURS: they are
+# facts about the zone, not about a recording, so every series in that zone and period
+# reuses them. Hours outside what datetime can represent are clamped to its range.
+_BLOCK_HOURS = 1024
+_FIRST_HOUR = (dt.datetime(1, 1, 2) - _NAIVE_EPOCH) // dt.timedelta(hours=1)
+_LAST_HOUR = (dt.datetime(9999, 12, 30) - _NAIVE_EPOCH) // dt.timedelta(hours=1)
+
+
+def _block_hours(block: int) -> list[int]:
+    hours = np.arange(block * _BLOCK_HOURS, (block + 1) * _BLOCK_HOURS, dtype=np.int64)
+    return [int(h) * 3600 for h in np.clip(hours, _FIRST_HOUR, _LAST_HOUR).tolist()]
+
+
+def _frozen(values: list[int]) -> IntArray:
+    array = np.array(values, dtype=np.int64)
+    array.flags.writeable = False
+    return array
+
+
+@lru_cache(maxsize=512)
+def _utc_hour_block(tz: ZoneInfo, block: int) -> IntArray:
+    return _frozen([_offset_at_utc(s, tz) for s in _block_hours(block)])
+
+
+@lru_cache(maxsize=512)
+def _local_hour_block(tz: ZoneInfo, block: int) -> tuple[IntArray, IntArray]:
+    starts = _block_hours(block)
+    fold0 = _frozen([_offset_at_local(s, tz, 0) for s in starts])
+    fold1 = _frozen([_offset_at_local(s, tz, 1) for s in starts])
+    return fold0, fold1
+
+
+def _hourly(blocks: Callable[[int], IntArray], first: int, last: int) -> IntArray:
+    """The per-hour values of hours ``first .. last`` (inclusive) from memoised blocks."""
+    b0, b1 = first // _BLOCK_HOURS, last // _BLOCK_HOURS
+    joined = blocks(b0) if b0 == b1 else np.concatenate([blocks(b) for b in range(b0, b1 + 1)])
+    offset = b0 * _BLOCK_HOURS
+    return joined[first - offset : last - offset + 1]
+
+
 def utc_offsets(utc_seconds: IntArray, tz: ZoneInfo) -> IntArray:
     """UTC offset in seconds (local = UTC + offset) at each UTC instant, vectorised.
 
-    The zone is consulted once per hour of the covered range; only hours in which the offset
-    changes are resolved instant by instant.
+    The zone is consulted once per hour of the covered range (memoised per zone); only hours
+    in which the offset changes are resolved instant by instant.
     """
     if utc_seconds.size == 0:
         return np.zeros(0, dtype=np.int64)
-    hours = utc_seconds // 3600
-    first = int(hours.min())
-    grid = np.arange(first, int(hours.max()) + 2, dtype=np.int64)
-    at_hour = np.array([_offset_at_utc(int(h) * 3600, tz) for h in grid], dtype=np.int64)
-    index = hours - first
+    first = int(utc_seconds.min()) // 3600
+    at_hour = _hourly(lambda b: _utc_hour_block(tz, b), first, int(utc_seconds.max()) // 3600 + 1)
+    if at_hour.min() == at_hour.max():  # one offset over the whole range
+        return np.full(utc_seconds.shape, at_hour[0], dtype=np.int64)
+    index = utc_seconds // 3600 - first
     offsets = at_hour[index]
-    changing = at_hour[index] != at_hour[index + 1]
+    changing = offsets != at_hour[index + 1]
     if changing.any():
         offsets[changing] = [_offset_at_utc(int(s), tz) for s in utc_seconds[changing]]
-    return offsets
+    return np.asarray(offsets, dtype=np.int64)
 
 
 def local_to_utc(local_seconds: IntArray, tz: ZoneInfo) -> IntArray:
@@ -90,12 +132,15 @@ def local_to_utc(local_seconds: IntArray, tz: ZoneInfo) -> IntArray:
         return np.zeros(0, dtype=np.int64)
     hours = local_seconds // 3600
     first = int(hours.min())
-    grid = np.arange(first, int(hours.max()) + 2, dtype=np.int64)
-    fold0 = np.array([_offset_at_local(int(h) * 3600, tz, 0) for h in grid], dtype=np.int64)
-    fold1 = np.array([_offset_at_local(int(h) * 3600, tz, 1) for h in grid], dtype=np.int64)
+    last = int(hours.max()) + 1
+    fold0 = _hourly(lambda b: _local_hour_block(tz, b)[0], first, last)
+    fold1 = _hourly(lambda b: _local_hour_block(tz, b)[1], first, last)
     index = hours - first
     offsets = fold0[index]
-    irregular = (fold0[index] != fold0[index + 1]) | (fold0[index] != fold1[index])
+    # an hour is regular when both readings agree at its start and at its end; comparing
+    # fold=1 readings too catches a change in the middle of an hour (St John's, 00:01)
+    irregular = (offsets != fold0[index + 1]) | (offsets != fold1[index])
+    irregular |= fold1[index] != fold1[index + 1]
     if irregular.any():
         previous_max = np.maximum.accumulate(local_seconds)
         repeated = np.zeros(local_seconds.shape, dtype=np.bool_)
@@ -271,6 +316,8 @@ class EpochSeries:
         if utc.size == 0:
             return self
         epoch = self.epoch_seconds
+        if utc[0] % epoch == 0 and self.is_regular:
+            return self  # already on the grid: regularising would copy it unchanged
         slots = utc // epoch
         start = int(slots[0])
         index = slots - start
@@ -313,12 +360,19 @@ class EpochSeries:
         utc = regular.utc_seconds
         first_local = int(utc[0] + utc_offsets(utc[:1], self.tzinfo)[0])
         origin = int(utc[0]) - first_local % epoch_seconds
-        bins = (utc - origin) // epoch_seconds
-        n_bins = int(bins[-1]) + 1
-        observed = regular.observed
-        n_obs = np.bincount(bins[observed], minlength=n_bins)
-        totals = np.bincount(bins[observed], weights=regular.counts[observed], minlength=n_bins)
         per_bin = epoch_seconds // self.epoch_seconds
+        # epoch i of the regular series falls in bin (i + lead) // per_bin
+        lead = (int(utc[0]) - origin) // self.epoch_seconds
+        n_bins = (utc.size - 1 + lead) // per_bin + 1
+        observed = regular.observed
+        if observed.all():  # bins are contiguous runs of epochs: sum each run
+            starts = np.maximum(np.arange(n_bins, dtype=np.int64) * per_bin - lead, 0)
+            n_obs = np.diff(np.append(starts, utc.size))
+            totals = np.add.reduceat(regular.counts, starts)
+        else:
+            bins = np.repeat(np.arange(n_bins, dtype=np.int64), per_bin)[lead : lead + utc.size]
+            n_obs = np.bincount(bins[observed], minlength=n_bins)
+            totals = np.bincount(bins[observed], weights=regular.counts[observed], minlength=n_bins)
         enough = n_obs >= min_coverage * per_bin - 1e-9
         enough &= n_obs > 0
         if how == "sum":

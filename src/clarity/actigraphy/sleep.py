@@ -40,7 +40,6 @@ from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -89,7 +88,7 @@ def weighted_window_sum(
     """``out[t] = sum_j weights[j] * x[t - before + j]``, ``NaN`` if any read epoch is ``NaN``.
 
     ``weights`` runs from the oldest epoch (``t - before``) to the newest. Computed as
-    one correlation plus one correlation of the missing-data mask, no Python loop.
+    one correlation plus a running count of missing epochs, no Python loop.
     """
     w = np.asarray(weights, dtype=np.float64)
     after = w.size - 1 - before
@@ -100,9 +99,24 @@ def weighted_window_sum(
     padded = _pad(x, before, after, edge)
     missing = np.isnan(padded)
     out = np.correlate(np.where(missing, 0.0, padded), w, mode="valid")
-    touched = np.correlate(missing.astype(np.float64), np.ones(w.size), mode="valid") > 0
-    out[touched] = np.nan
+    missing_so_far = np.concatenate(([0], np.cumsum(missing, dtype=np.int64)))
+    out[missing_so_far[w.size :] > missing_so_far[: -w.size]] = np.nan
     return out
+
+
+def _rolling_sample_sd(padded: FloatArray, width: int) -> FloatArray:
+    """Sample SD (``ddof=1``) of every window ``padded[t : t + width]``; ``NaN`` if it has one.
+
+    Two passes over ``width`` shifted views (mean, then squared deviations): the same
+    arithmetic as ``std(ddof=1)`` per window, without a Python loop or a strided reduction.
+    """
+    n = padded.size - width + 1
+    if n <= 0:
+        return np.empty(0)
+    shifted = [padded[k : k + n] for k in range(width)]
+    mean = sum(shifted[1:], start=shifted[0]) / width
+    squares = sum(((v - mean) ** 2 for v in shifted[1:]), start=(shifted[0] - mean) ** 2)
+    return np.asarray(np.sqrt(squares / (width - 1)), dtype=np.float64)
 
 
 def _threshold(values: FloatArray, sleep_if: np.ufunc, threshold: float) -> FloatArray:
@@ -242,9 +256,8 @@ def sadeh_index(
     with np.errstate(invalid="ignore"):
         in_band = np.where(np.isnan(x), np.nan, ((x >= 50) & (x < 100)).astype(np.float64))
     nat = weighted_window_sum(in_band, np.ones(11), before=5, edge=edge)
-    last6 = sliding_window_view(_pad(x, 5, 0, edge), 6)
     # NaN anywhere in the window gives NaN
-    sd: FloatArray = np.asarray(last6.std(axis=1, ddof=1), dtype=np.float64)
+    sd = _rolling_sample_sd(_pad(x, 5, 0, edge), 6)
     lg_source = x if lg_epoch == "current" else _pad(x, 0, 1, edge)[1:]
     lg = np.log(lg_source + 1.0)
     return 7.601 - 0.065 * mean - 1.08 * nat - 0.056 * sd - 0.703 * lg
@@ -381,10 +394,8 @@ def _mark(
     n: int, start: npt.NDArray[np.intp], count: npt.NDArray[np.intp]
 ) -> npt.NDArray[np.bool_]:
     """Boolean mask with ``[start[i], start[i] + count[i])`` set, via a difference array."""
-    delta = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(delta, start, 1)
-    np.add.at(delta, start + count, -1)
-    return np.cumsum(delta[:-1]) > 0
+    delta = np.bincount(start, minlength=n + 1) - np.bincount(start + count, minlength=n + 1)
+    return np.cumsum(delta[:n]) > 0
 
 
 def webster_rescore(states: npt.ArrayLike) -> FloatArray:

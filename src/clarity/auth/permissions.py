@@ -27,6 +27,14 @@ class Permission(StrEnum):
     consent_record = "consent:record"
     # Uploading wearable data: staff for any patient they reach, a patient for themself.
     biometrics_write = "biometrics:write"
+    # Clinical alerts of reachable patients: see them; acknowledge and resolve them.
+    alerts_read = "alerts:read"
+    alerts_manage = "alerts:manage"
+    # Alert rules: read the clinic's rules and dry-run them; create, change, delete them.
+    rules_read = "rules:read"
+    rules_manage = "rules:manage"
+    # Webhook receivers of the clinic's alerts: register, list, remove, see and retry deliveries.
+    webhooks_manage = "webhooks:manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -45,6 +53,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.break_glass_review,
             Permission.consent_record,
             Permission.biometrics_write,
+            Permission.alerts_read,
+            Permission.alerts_manage,
+            Permission.rules_read,
+            Permission.rules_manage,
+            Permission.webhooks_manage,
         }
     ),
     Role.clinician: frozenset(
@@ -57,6 +70,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.break_glass_use,
             Permission.consent_record,
             Permission.biometrics_write,
+            Permission.alerts_read,
+            Permission.alerts_manage,
+            Permission.rules_read,
         }
     ),
     Role.researcher: frozenset(

@@ -12,6 +12,7 @@ from clarity.notes import models as note_models
 from clarity.organizations import models as organization_models
 from clarity.outbox import models as outbox_models
 from clarity.patients import models as patient_models
+from clarity.worker import models as worker_models
 
 __all__ = [
     "alert_models",
@@ -26,4 +27,5 @@ __all__ = [
     "organization_models",
     "outbox_models",
     "patient_models",
+    "worker_models",
 ]

@@ -1,0 +1,1 @@
+"""Alert delivery: the Server-Sent Events stream and signed webhooks (docs/webhooks.md)."""

@@ -1,0 +1,169 @@
+"""Workers on the real RabbitMQ, in this process: each patient's events are handled in
+order and exactly once, through the outbox, a failing handler (the event comes back before
+any later one of its partition) and a rebalance when a second worker joins."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+
+from clarity.events import RabbitBus, partition_of
+from clarity.outbox.models import OutboxEvent
+from clarity.outbox.service import enqueue
+from clarity.runtime import Runtime
+from clarity.worker.models import EventPartitionLease, EventWorker
+from clarity.worker.registry import Registry
+from clarity.worker.service import Worker
+from tests.conftest import make_settings
+from tests.support.rabbitmq import (
+    SHARED_RABBIT_URL,
+    delete_topology,
+    rabbit_reachable,
+    unique_prefix,
+)
+
+pytestmark = pytest.mark.skipif(
+    not rabbit_reachable(), reason=f"RabbitMQ is not reachable at {SHARED_RABBIT_URL}"
+)
+
+PARTITIONS = 4
+PATIENTS = 8
+EVENTS_PER_PATIENT = 25
+
+
+async def _clean(runtime: Runtime) -> None:
+    async with runtime.db.session(system=True) as session:
+        for model in (OutboxEvent, EventPartitionLease, EventWorker):
+            await session.execute(delete(model))
+        await session.commit()
+
+
+@pytest.fixture
+async def runtime(database_url: str) -> AsyncIterator[Runtime]:
+    prefix = unique_prefix()
+    settings = make_settings(
+        database_url,
+        broker_url=SHARED_RABBIT_URL,
+        broker_prefix=prefix,
+        event_partitions=PARTITIONS,
+        worker_heartbeat_seconds=0.2,
+        worker_lease_seconds=3.0,
+    )
+    runtime = Runtime.build(settings)
+    await _clean(runtime)
+    await runtime.start(relay=True)
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+        await _clean(runtime)
+        await runtime.db.dispose()
+        await delete_topology(SHARED_RABBIT_URL, prefix, PARTITIONS)
+
+
+async def _running(worker: Worker) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    return stop, asyncio.create_task(worker.run(stop))
+
+
+async def _wait(condition: Any, limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_each_patients_events_are_handled_in_order_once(runtime: Runtime) -> None:
+    bus = runtime.bus
+    assert isinstance(bus, RabbitBus)
+    keys = [str(uuid.uuid4()) for _ in range(PATIENTS)]
+    assert len({partition_of(k, PARTITIONS) for k in keys}) > 1  # more than one queue in play
+    handled: dict[str, list[int]] = defaultdict(list)
+    deliveries: dict[str, int] = defaultdict(int)
+    failing = (keys[0], 7)  # this event fails on its first delivery
+
+    handlers_of: dict[int, set[str]] = defaultdict(set)  # partition -> workers that handled
+
+    def registry(worker: str) -> Registry:
+        async def record(payload: dict[str, Any]) -> None:
+            key, n = payload["partition_key"], int(payload["n"])
+            deliveries[payload["event_id"]] += 1
+            await asyncio.sleep(0.002 * (n % 3))  # uneven handling times across partitions
+            if (key, n) == failing and deliveries[payload["event_id"]] == 1:
+                raise RuntimeError("first delivery fails")
+            handled[key].append(n)
+            handlers_of[partition_of(key, PARTITIONS)].add(worker)
+
+        registry = Registry()
+        registry.on("probe.*", record, name="record")
+        return registry
+
+    first = Worker(runtime, registry("first"), worker_id="first", concurrency=4)
+    second = Worker(runtime, registry("second"), worker_id="second", concurrency=4)
+    stop_first, run_first = await _running(first)
+    await _wait(lambda: len(first.held) == PARTITIONS, 10, "the first worker to hold all")
+
+    async def produce(start: int, stop: int) -> None:
+        for n in range(start, stop):
+            async with runtime.db.session(system=True) as session:
+                for key in keys:  # one transaction per round: patients interleaved
+                    enqueue(session, "probe.event", {"n": n}, key=key)
+                await session.commit()
+            runtime.outbox.notify()
+
+    began = time.monotonic()
+    await produce(0, 10)
+    stop_second, run_second = await _running(second)  # joins mid-stream: a rebalance
+    await produce(10, EVENTS_PER_PATIENT)
+    total = PATIENTS * EVENTS_PER_PATIENT
+    await _wait(lambda: sum(map(len, handled.values())) >= total, 60, "every event")
+    elapsed = time.monotonic() - began
+    await _wait(lambda: len(second.held) == PARTITIONS // 2, 10, "the second worker's share")
+
+    for key in keys:
+        assert handled[key] == list(range(EVENTS_PER_PATIENT)), key
+    assert sorted(deliveries.values()).count(2) == 1  # only the failed one came twice
+    assert len(deliveries) == total
+    assert sorted(first.held + second.held) == list(range(PARTITIONS))
+    # The partitions that moved were handled by both workers: the move happened mid-stream.
+    moved = [p for p in second.held if p in handlers_of]
+    assert moved, handlers_of
+    assert all(handlers_of[p] == {"first", "second"} for p in moved), handlers_of
+    print(f"\n{total} events through outbox, RabbitMQ and two workers in {elapsed:.2f}s")
+
+    stop_first.set()
+    stop_second.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(run_first, run_second)
+    assert first.held == []
+    assert second.held == []
+
+
+async def test_periodic_jobs_run_in_the_worker_until_it_stops(runtime: Runtime) -> None:
+    runs: list[float] = []
+
+    async def job() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 2:
+            raise RuntimeError("a failing round is logged; the job keeps its schedule")
+
+    registry = Registry()
+    registry.every(0.1, job, name="tick")
+    worker = Worker(runtime, registry, worker_id="jobs")
+    stop, running = await _running(worker)
+    await _wait(lambda: len(runs) >= 4, 10, "four rounds of the job")
+    stop.set()
+    await running
+    done = len(runs)
+    await asyncio.sleep(0.3)
+    assert len(runs) == done  # stopped with the worker
+    assert all(b - a >= 0.09 for a, b in itertools.pairwise(runs))
