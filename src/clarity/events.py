@@ -50,6 +50,7 @@ def partition_of(key: str, partitions: int) -> int:
 
 class EventBus(Protocol):
     name: str
+    max_in_flight: int
 
     async def start(self) -> None: ...
 
@@ -83,6 +84,8 @@ class InProcessBus:
     """Delivers each event to the handlers subscribed in this process, in order."""
 
     name = "in-process"
+    #: Publishes the relay may have in flight at once (handlers here run inline, in order).
+    max_in_flight = 1
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
@@ -126,6 +129,9 @@ class RabbitBus:
     """
 
     name = "rabbitmq"
+    #: Publishes the outbox relay may await at once, of different partition keys (each
+    #: waits for its own confirm; one key's events are still published one at a time).
+    max_in_flight = 64
 
     def __init__(
         self,

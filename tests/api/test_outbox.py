@@ -88,6 +88,50 @@ async def test_a_broker_outage_delays_events_in_order_and_loses_none(h: Harness)
     assert unpublished == 0
 
 
+class KeyedFlakyBus(FlakyBus):
+    """A broker client that may have several publishes in flight and refuses one key's."""
+
+    max_in_flight = 8
+
+    def __init__(self, refused: str) -> None:
+        super().__init__(failures=0)
+        self.refused = refused
+
+    async def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        await asyncio.sleep(0)  # a confirm round trip: the other keys' publishes overlap
+        if payload["partition_key"] == self.refused:
+            raise ConnectionError("refused")
+        self.published.append(payload)
+
+
+async def test_one_patients_refused_event_holds_back_only_that_patient(h: Harness) -> None:
+    await h.runtime.outbox.stop()
+    token = await h.token_for()
+    first, second = await new_patient(h, token), await new_patient(h, token)
+    for n in range(3):
+        for patient_id in (first, second):
+            response = await send(h, token, patient_id, f"b-{n}", minutes(n * 10, 10))
+            assert response.status_code == 201
+
+    bus = KeyedFlakyBus(refused=first)
+    relay = OutboxRelay(h.runtime.db, bus)
+    with contextlib.suppress(ConnectionError):
+        await relay.publish_pending()
+    # The other patient's first event went out while the refused one was in flight; the
+    # refused patient's events all wait, in order, with the attempt recorded on the first.
+    assert [m["partition_key"] for m in bus.published] == [second]
+    events = await _events(h)
+    held = [e for e in events if e.key == first]
+    assert [e.published_at for e in held] == [None] * 3
+    assert [e.attempts for e in held] == [1, 0, 0]
+
+    bus.refused = ""
+    assert await relay.publish_pending() == 5
+    for patient_id in (first, second):
+        mine = [m["client_batch_id"] for m in bus.published if m["partition_key"] == patient_id]
+        assert mine == ["b-0", "b-1", "b-2"]  # each patient's events in order, once
+
+
 async def test_the_running_relay_delivers_without_being_asked(h: Harness) -> None:
     bus = h.runtime.bus
     assert isinstance(bus, InProcessBus)

@@ -3,11 +3,13 @@
 One relay runs in each server and worker process, but only one publishes at a time: on
 PostgreSQL the leader holds an advisory lock on its own connection (released by the
 database if the process dies, so a standby takes over); SQLite is single-process anyway.
-The leader publishes unpublished events in ``seq`` order and marks them published. When
-the broker refuses an event, the relay stops at that event (later events, which may belong
-to the same patient, wait behind it), records the attempt and retries with exponential
-backoff, so a broker outage delays events and loses none. Services call :meth:`notify`
-after committing, which wakes the relay at once; otherwise it polls.
+The leader publishes unpublished events in ``seq`` order and marks them published: each
+key's (patient's) events one after another, different keys concurrently where the bus
+allows (:meth:`OutboxRelay._publish_events`). When the broker refuses an event, the relay
+stops publishing (later events of that key wait behind it), records the attempt and
+retries with exponential backoff, so a broker outage delays events and loses none.
+Services call :meth:`notify` after committing, which wakes the relay at once; otherwise it
+polls.
 """
 
 from __future__ import annotations
@@ -77,19 +79,7 @@ class OutboxRelay:
                 )
                 if not events:
                     return total
-                published: list[int] = []
-                failure: BaseException | None = None
-                for event in events:
-                    try:
-                        await asyncio.wait_for(
-                            self.bus.publish(event.topic, _message(event)), PUBLISH_TIMEOUT
-                        )
-                    except Exception as exc:
-                        failure = exc
-                        event.attempts += 1
-                        event.last_error = type(exc).__name__
-                        break
-                    published.append(event.seq)
+                published, failure = await self._publish_events(events)
                 if published:
                     await session.execute(
                         update(OutboxEvent)
@@ -102,6 +92,41 @@ class OutboxRelay:
                     raise failure
                 if len(events) < self.batch_size:
                     return total
+
+    async def _publish_events(
+        self, events: list[OutboxEvent]
+    ) -> tuple[list[int], BaseException | None]:
+        """Publish ``events`` (in ``seq`` order): one key's events one after another, each
+        only once the previous one is confirmed, and different keys' events concurrently
+        where the bus allows it (``max_in_flight``), so a broker's confirm round trip does
+        not cap the whole relay. A key whose event fails stops there (its later events
+        wait for the next pass); the other keys go on. Returns the seqs published and
+        the first failure; after a failure no further event is attempted in this pass."""
+        chains: dict[str | None, list[OutboxEvent]] = {}
+        for event in events:
+            chains.setdefault(event.key, []).append(event)
+        slots = asyncio.Semaphore(max(1, self.bus.max_in_flight))
+        published: list[int] = []
+        failures: list[BaseException] = []
+
+        async def publish_chain(chain: list[OutboxEvent]) -> None:
+            async with slots:
+                for event in chain:
+                    if failures:
+                        return  # the broker refused one: leave the rest to the next pass
+                    try:
+                        await asyncio.wait_for(
+                            self.bus.publish(event.topic, _message(event)), PUBLISH_TIMEOUT
+                        )
+                    except Exception as exc:
+                        failures.append(exc)
+                        event.attempts += 1
+                        event.last_error = type(exc).__name__
+                        return
+                    published.append(event.seq)
+
+        await asyncio.gather(*(publish_chain(chain) for chain in chains.values()))
+        return published, (failures[0] if failures else None)
 
     async def _lead(self) -> bool:
         """Become (or stay) the publishing relay; always true on SQLite."""
