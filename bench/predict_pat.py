@@ -24,10 +24,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]
 import torch
 
 from clarity.ml.pat.config import size
@@ -53,6 +54,36 @@ def p99(values: list[float]) -> float:
     return float(np.percentile(values, 99))
 
 
+@dataclass(frozen=True)
+class PatTiming:
+    """One size's latencies (ms) for one week: onnxruntime (served) and torch eager."""
+
+    name: str
+    params: int
+    ort_ms: list[float]
+    torch_ms: list[float]
+
+
+def time_size(
+    name: str, week: np.ndarray, folder: Path, *, repeats: int, warmup: int, threads: int
+) -> PatTiming:
+    """Export a freshly initialised classifier of this size to ONNX and time both engines."""
+    config = size(name)
+    model = PatClassifier(config).eval()
+    path = folder / f"pat_{config.name}.onnx"
+    export_onnx(model, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    ort_ms = timings_ms(lambda: session.run([OUTPUT_NAME], {INPUT_NAME: week}), repeats, warmup)
+    with torch.inference_mode():
+        torch_ms = timings_ms(lambda: model(torch.from_numpy(week)), repeats, warmup)
+    return PatTiming(config.name, parameter_count(model), ort_ms, torch_ms)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="S,M,L")
@@ -74,32 +105,21 @@ def main() -> int:
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sizes.split(","):
-            config = size(name)
-            model = PatClassifier(config).eval()
-            path = Path(tmp) / f"pat_{config.name}.onnx"
-            export_onnx(model, path)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = args.threads
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            t = time_size(
+                name,
+                week,
+                Path(tmp),
+                repeats=args.repeats,
+                warmup=args.warmup,
+                threads=args.threads,
             )
-            ort_ms = timings_ms(
-                lambda s=session: s.run([OUTPUT_NAME], {INPUT_NAME: week}),
-                args.repeats,
-                args.warmup,
-            )
-            with torch.inference_mode():
-                torch_ms = timings_ms(
-                    lambda m=model: m(torch.from_numpy(week)), args.repeats, args.warmup
-                )
-            ort_median, torch_median = statistics.median(ort_ms), statistics.median(torch_ms)
-            goal = GOAL_MS.get(config.name)
+            ort_median, torch_median = statistics.median(t.ort_ms), statistics.median(t.torch_ms)
+            goal = GOAL_MS.get(t.name)
             verdict = "-" if goal is None else ("met" if ort_median < goal else "MISSED")
             failed |= verdict == "MISSED"
             print(
-                f"PAT-{config.name:<1}{parameter_count(model):>11,}{ort_median:>12.1f}"
-                f"{p99(ort_ms):>12.1f}{torch_median:>14.1f}{p99(torch_ms):>14.1f}"
+                f"PAT-{t.name:<1}{t.params:>11,}{ort_median:>12.1f}"
+                f"{p99(t.ort_ms):>12.1f}{torch_median:>14.1f}{p99(t.torch_ms):>14.1f}"
                 f"{torch_median / ort_median:>11.2f}  "
                 + (f"< {goal:.0f} ms p50: {verdict}" if goal else "")
             )

@@ -42,11 +42,13 @@ from clarity.imports.router import router as imports_router
 from clarity.imports.runner import ImportRunner
 from clarity.logging import configure_logging, get_logger
 from clarity.migrate import check_at_head
+from clarity.ml.registry.router import router as models_router
 from clarity.notes.router import router as notes_router
 from clarity.organizations import service as organizations
 from clarity.organizations.router import router as organization_router
 from clarity.patients.router import break_glass_router
 from clarity.patients.router import router as patients_router
+from clarity.predictions.router import router as predictions_router
 from clarity.research.router import router as research_router
 from clarity.runtime import Runtime
 from clarity.users.router import router as users_router
@@ -157,6 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts_router,
         patient_alerts_router,
         alert_rules_router,
+        models_router,
+        predictions_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     _mount_docs(app)

@@ -25,6 +25,7 @@ from clarity.demo import DEMO_ORGANIZATION, seed_patients, seed_users
 from clarity.errors import AppError
 from clarity.imports.cli import import_command
 from clarity.migrate import SchemaOutOfDate, check_at_head
+from clarity.ml.cli import ml_app
 from clarity.organizations.service import get_or_create
 from clarity.runtime import Runtime, open_runtime
 from clarity.users.service import create_user
@@ -37,6 +38,7 @@ keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 app.command("import")(import_command)
 app.command("worker")(worker_command)
+app.add_typer(ml_app, name="ml")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "clarity-development-secret-key-change-me"  # noqa: S105 - refused in production
@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # A running import whose worker has not reported for this long is taken as dead: the
     # app resumes it (uploads) and `clarity import` may take it over (its own files).
     import_stale_seconds: float = 60.0
+    # Promoted models are unpacked here from the registry, once per version, and reused
+    # (verified against their SHA-256). Default: a "model-cache" folder beside the SQLite
+    # file, else ./model-cache.
+    model_cache_dir: Path = Path("model-cache")
     rate_limit_per_ip: int = 600
     rate_limit_per_user: int = 600
     rate_limit_login: int = 10
@@ -147,6 +151,14 @@ class Settings(BaseSettings):
         if self.sqlite_path is not None:
             return self.sqlite_path.parent / "imports"
         return Path("imports")
+
+    @model_validator(mode="after")
+    def _model_cache_beside_data(self) -> Settings:
+        if "model_cache_dir" in self.model_fields_set or "///" not in self.database_url:
+            return self
+        if self.sqlite_path is not None:
+            self.model_cache_dir = self.sqlite_path.parent / "model-cache"
+        return self
 
     @property
     def webhook_blocks_private(self) -> bool:

@@ -35,6 +35,8 @@ class Permission(StrEnum):
     rules_manage = "rules:manage"
     # Webhook receivers of the clinic's alerts: register, list, remove, see and retry deliveries.
     webhooks_manage = "webhooks:manage"
+    # The model registry: versions, their metrics and model cards (no patient data).
+    models_read = "models:read"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -58,6 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.rules_read,
             Permission.rules_manage,
             Permission.webhooks_manage,
+            Permission.models_read,
         }
     ),
     Role.clinician: frozenset(
@@ -73,10 +76,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.alerts_read,
             Permission.alerts_manage,
             Permission.rules_read,
+            Permission.models_read,
         }
     ),
     Role.researcher: frozenset(
-        {Permission.own_account, Permission.organization_read, Permission.deidentified_read}
+        {
+            Permission.own_account,
+            Permission.organization_read,
+            Permission.deidentified_read,
+            Permission.models_read,
+        }
     ),
     Role.patient: frozenset(
         {

@@ -40,6 +40,8 @@ from clarity.actigraphy.features import (
     DEFAULT_SETTINGS,
     FEATURE_DOCS,
     FEATURE_NAMES,
+    Analysis,
+    DayFeatures,
     FeatureSettings,
     analyse,
 )
@@ -182,6 +184,47 @@ def _span(series: EpochSeries, first_day: int, last_day: int) -> EpochSeries:
     )
 
 
+@dataclass(frozen=True)
+class WeekWindow:
+    """A span of 7 valid days: its first and last local date (inclusive), the valid days
+    its own analysis found, and its model feature vector (:data:`MODEL_FEATURES` order)."""
+
+    start: dt.date
+    end: dt.date
+    valid_days: int
+    features: FloatArray
+
+
+@dataclass(frozen=True)
+class LatestWeek:
+    """What a served prediction reads: every local day of the series (validity and wear
+    hours, to explain a refusal) and the most recent qualifying window, if any."""
+
+    days: tuple[DayFeatures, ...]
+    window: WeekWindow | None
+
+    @property
+    def valid_days(self) -> int:
+        return sum(d.valid for d in self.days)
+
+
+def _week_spans(
+    series: EpochSeries, whole: Analysis, settings: FeatureSettings, latest_only: bool
+) -> list[WeekWindow]:
+    valid = [_day_number(d.date) for d in whole.days if d.valid]
+    starts = range(len(valid) - WINDOW_VALID_DAYS + 1)
+    windows: list[WeekWindow] = []
+    for first in reversed(starts) if latest_only else starts:
+        low, high = valid[first], valid[first + WINDOW_VALID_DAYS - 1]
+        vector, valid_days = _model_vector(_span(series, low, high), settings)
+        if valid_days >= WINDOW_VALID_DAYS:
+            start, end = (_EPOCH_DAY + dt.timedelta(days=d) for d in (low, high))
+            windows.append(WeekWindow(start, end, valid_days, vector))
+            if latest_only:
+                break
+    return windows
+
+
 def week_windows(
     series: EpochSeries, settings: FeatureSettings = DEFAULT_SETTINGS, *, latest_only: bool = False
 ) -> list[tuple[dt.date, FloatArray]]:
@@ -193,17 +236,15 @@ def week_windows(
     ``latest_only``, only the most recent span that qualifies: what a served prediction reads.
     """
     whole = analyse(series, settings)
-    valid = [_day_number(d.date) for d in whole.days if d.valid]
-    starts = range(len(valid) - WINDOW_VALID_DAYS + 1)
-    windows: list[tuple[dt.date, FloatArray]] = []
-    for first in reversed(starts) if latest_only else starts:
-        low, high = valid[first], valid[first + WINDOW_VALID_DAYS - 1]
-        vector, valid_days = _model_vector(_span(series, low, high), settings)
-        if valid_days >= WINDOW_VALID_DAYS:
-            windows.append((_EPOCH_DAY + dt.timedelta(days=low), vector))
-            if latest_only:
-                break
-    return windows
+    return [(w.start, w.features) for w in _week_spans(series, whole, settings, latest_only)]
+
+
+def latest_week(series: EpochSeries, settings: FeatureSettings = DEFAULT_SETTINGS) -> LatestWeek:
+    """The window a served prediction reads, by the very code that builds training rows
+    (``week_windows(latest_only=True)``), so served and training features cannot drift."""
+    whole = analyse(series, settings)
+    spans = _week_spans(series, whole, settings, latest_only=True)
+    return LatestWeek(whole.days, spans[0] if spans else None)
 
 
 def load_depresjon(

@@ -1,0 +1,1 @@
+"""Depression predictions served from a patient's stored actigraphy by the promoted model."""
