@@ -37,6 +37,9 @@ class Permission(StrEnum):
     webhooks_manage = "webhooks:manage"
     # The model registry: versions, their metrics and model cards (no patient data).
     models_read = "models:read"
+    # Stored model predictions of reachable patients: decision support for staff, not shown
+    # to patients directly (a risk estimate needs a clinician to put it in context).
+    predictions_read = "predictions:read"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -61,6 +64,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.rules_manage,
             Permission.webhooks_manage,
             Permission.models_read,
+            Permission.predictions_read,
         }
     ),
     Role.clinician: frozenset(
@@ -77,6 +81,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.alerts_manage,
             Permission.rules_read,
             Permission.models_read,
+            Permission.predictions_read,
         }
     ),
     Role.researcher: frozenset(

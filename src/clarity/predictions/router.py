@@ -20,7 +20,7 @@ router = APIRouter(prefix="/patients/{patient_id}/predictions", tags=["predictio
 
 # Asking for a prediction stores one: a clinical write (staff on the care team).
 Predictor = Annotated[PatientContext, patient_scope(Permission.patients_write)]
-Reader = Annotated[PatientContext, patient_scope(Permission.patients_read)]
+Reader = Annotated[PatientContext, patient_scope(Permission.predictions_read)]
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     422: {
