@@ -121,13 +121,24 @@ class Settings(BaseSettings):
     # alert events and due webhooks, webhook attempts before a delivery is dead, and whether
     # webhook URLs may reach private/loopback addresses (unset: blocked in production only).
     sse_heartbeat_seconds: float = 15.0
-    alert_poll_seconds: float = 1.0
+    alert_poll_seconds: float = Field(default=0.25, gt=0)
+    # How long an open alert may wait for acknowledgement, per severity, before each
+    # escalation level (``severity=duration`` pairs; clarity.alerts.escalation).
+    alert_escalation: str = "critical=15m,high=1h"
     webhook_max_attempts: int = 7
     webhook_timeout_seconds: float = 5.0
     webhook_block_private: bool | None = None
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("alert_escalation")
+    @classmethod
+    def _escalation_policy(cls, value: str) -> str:
+        from clarity.alerts.escalation import EscalationPolicy  # pure; avoids an import cycle
+
+        EscalationPolicy.parse(value)  # ValueError names the faulty part
+        return value
 
     _split_lists = field_validator(
         "ready_requires", "cors_origins", "worker_handlers", mode="before"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from clarity.app import create_app
 from clarity.config import (
@@ -113,3 +115,15 @@ def test_development_encryption_keys_are_refused() -> None:
     )
     assert "CLARITY_ENCRYPTION_KEYS" in message
     assert "CLARITY_BLIND_INDEX_KEYS" in message
+
+
+def test_alert_escalation_policy_is_checked_when_settings_are_read() -> None:
+    from clarity.alerts.escalation import DEFAULT_POLICY, EscalationPolicy
+
+    assert Settings().alert_escalation == DEFAULT_POLICY
+    policy = EscalationPolicy.parse(Settings(alert_escalation="warning=2h").alert_escalation)
+    assert policy.after == {"warning": dt.timedelta(hours=2)}
+    with pytest.raises(ValidationError, match="unknown severity"):
+        Settings(alert_escalation="urgent=5m")
+    with pytest.raises(ValidationError, match="duration for high"):
+        Settings(alert_escalation="high=soon")

@@ -32,7 +32,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarity.alerts import raising
-from clarity.alerts.escalation import DEFAULT_POLICY, MAX_LEVEL, EscalationPolicy
+from clarity.alerts.escalation import MAX_LEVEL, EscalationPolicy
 from clarity.alerts.events import ESCALATED, emit
 from clarity.alerts.models import Alert
 from clarity.alerts.needs import has_missing_data, leaves, missing_streams
@@ -66,9 +66,8 @@ class SweepReport:
 
 
 def escalation_policy(runtime: Runtime) -> EscalationPolicy:
-    """``CLARITY_ALERT_ESCALATION`` when the settings have it, else the default."""
-    text_ = getattr(runtime.settings, "alert_escalation", None)
-    return EscalationPolicy.parse(text_ if isinstance(text_, str) else DEFAULT_POLICY)
+    """``CLARITY_ALERT_ESCALATION`` (checked when the settings were read)."""
+    return EscalationPolicy.parse(runtime.settings.alert_escalation)
 
 
 @asynccontextmanager

@@ -30,6 +30,8 @@ class OutboxEvent(Base):
             postgresql_where=text("published_at IS NULL"),
             sqlite_where=text("published_at IS NULL"),
         ),
+        # Each process following one kind of event (the alert feed) above a cursor.
+        Index("ix_outbox_events_topic_seq", "topic", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(
