@@ -29,6 +29,7 @@ from clarity.assessments.router import router as assessments_router
 from clarity.audit.router import router as audit_router
 from clarity.auth.dependencies import declared_access, public
 from clarity.auth.router import router as auth_router
+from clarity.biometrics.maintenance import PartitionKeeper
 from clarity.biometrics.router import router as biometrics_router
 from clarity.clinical.router import catalogue_router as medication_catalogue_router
 from clarity.clinical.router import router as clinical_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     alerts = AlertRunner(runtime)
     delivery = AlertDelivery(runtime)
+    partitions = PartitionKeeper(runtime.db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,8 +116,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await imports.start()
             alerts.start()
             await delivery.start()
+            partitions.start()
             yield
         finally:
+            await partitions.stop()
             await delivery.stop()
             await alerts.stop()
             await imports.stop()
@@ -134,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.import_runner = imports
     app.state.alert_runner = alerts
     app.state.alert_delivery = delivery
+    app.state.partition_keeper = partitions
     install_error_handlers(app)
     app.include_router(health_router)
     for router in (

@@ -109,6 +109,22 @@ async def _create_user(
         return str(user.id)
 
 
+@app.command("partitions")
+def partitions_command() -> None:
+    """Create the coming months' partitions of the biometric samples and move months found
+    in the default partition into their own (PostgreSQL; the server also does it daily)."""
+    from clarity.biometrics.maintenance import PartitionKeeper
+
+    report = _run(lambda rt: PartitionKeeper(rt.db).run_once())
+    if not report.created and not report.moved_rows:
+        console.print("Partitions are up to date (nothing to do; always so on SQLite).")
+        return
+    console.print(
+        f"Created {len(report.created)} partition(s), moved {report.moved_rows} sample(s) "
+        "out of the default partition."
+    )
+
+
 @app.command("create-user")
 def create_user_command(
     email: Annotated[str, typer.Option(help="Login email.")],

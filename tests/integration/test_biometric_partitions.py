@@ -1,16 +1,22 @@
 """Partition maintenance on PostgreSQL: months ahead are created, and months stranded in the
 default partition (an old recording imported today) move into partitions of their own
-without losing or duplicating a row. On SQLite it is a no-op."""
+without losing or duplicating a row; the server runs it from start-up, daily, and
+``clarity partitions`` on demand. On SQLite it is a no-op."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from clarity.biometrics.partitions import DEFAULT, maintain, month_start, partition_name
+from clarity.cli import app
+from clarity.config import get_settings
 from tests.api.test_biometrics_ingest import new_patient, send
-from tests.conftest import BACKEND, Harness
+from tests.conftest import BACKEND, TEST_SECRET, Harness
 
 
 async def _count(h: Harness, table: str) -> int:
@@ -59,3 +65,56 @@ async def test_old_months_leave_the_default_partition_and_future_months_exist(h:
     # The same samples sent again are still recognised as duplicates across partitions.
     again = await send(h, token, patient_id, "old-recording-again", samples)
     assert again.json()["duplicate"] == 120
+
+
+def _partitions_cli(database_url: str) -> tuple[int, str]:
+    """``clarity partitions`` in this process, on the test database only."""
+    env = {
+        "CLARITY_DATABASE_URL": database_url,
+        "CLARITY_SECRET_KEY": TEST_SECRET,
+        "CLARITY_ENVIRONMENT": "test",
+        "CLARITY_REDIS_URL": "",
+        "COLUMNS": "200",
+    }
+    saved = {k: v for k, v in os.environ.items() if k.startswith("CLARITY_")}
+    for key in saved:
+        os.environ.pop(key)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["partitions"], env=env)
+    finally:
+        get_settings.cache_clear()
+        os.environ.update(saved)
+    return result.exit_code, " ".join(result.output.split())
+
+
+async def test_the_server_keeps_partitions_and_the_command_does_it_on_demand(
+    h: Harness, database_url: str
+) -> None:
+    keeper = h.app.state.partition_keeper
+    assert (keeper._task is not None) == (BACKEND == "postgres")  # daily, from start-up
+    token = await h.token_for()
+    patient_id = await new_patient(h, token)
+    start = datetime(2001, 2, 10, 8, 0, tzinfo=UTC)
+    samples = [
+        {
+            "stream": "heart_rate",
+            "ts": (start + timedelta(minutes=i)).isoformat(),
+            "value": 60,
+            "source": "watch",
+        }
+        for i in range(30)
+    ]
+    response = await send(h, token, patient_id, "older-recording", samples)
+    assert response.status_code == 201, response.text
+    assert response.json()["accepted"] == 30
+
+    code, output = await asyncio.to_thread(_partitions_cli, database_url)
+    assert code == 0, output
+    if BACKEND != "postgres":
+        assert "up to date" in output
+        return
+    assert "moved 30 sample(s)" in output
+    assert await _count(h, DEFAULT) == 0
+    assert await _count(h, "biometric_partitions.biometric_samples_2001_02") == 30
+    assert (await keeper.run_once()).moved_rows == 0  # nothing left to do
