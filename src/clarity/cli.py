@@ -29,7 +29,7 @@ from clarity.ml.cli import ml_app
 from clarity.organizations.service import get_or_create
 from clarity.runtime import Runtime, open_runtime
 from clarity.users.service import create_user
-from clarity.worker.cli import worker_command
+from clarity.worker.cli import dead_command, retry_command, worker_command
 
 app = typer.Typer(help="Clarity: digital-twin backend for psychiatric care.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit trail tools.", no_args_is_help=True)
@@ -38,6 +38,10 @@ keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 app.command("import")(import_command)
 app.command("worker")(worker_command)
+events_app = typer.Typer(help="Dead letters of the event workers.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+events_app.command("dead")(dead_command)
+events_app.command("retry")(retry_command)
 app.add_typer(ml_app, name="ml")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

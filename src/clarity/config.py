@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # heartbeat; a worker silent for a lease is taken as dead and its partitions move.
     worker_lease_seconds: float = Field(default=15.0, gt=0)
     worker_heartbeat_seconds: float = Field(default=3.0, gt=0)
+    # Failed deliveries of one event to one handler before it is set aside as a dead letter
+    # (``clarity events dead`` / ``retry``) so that its partition's later events go on.
+    worker_max_attempts: int = Field(default=10, ge=1)
     # Extra event handlers and periodic jobs for `clarity worker`: "module:function" paths,
     # each called with (registry, runtime) at start (see clarity.worker.registry).
     worker_handlers: CsvList = Field(default_factory=list)

@@ -24,6 +24,7 @@ from clarity.database import utcnow
 from clarity.events import PartitionedBus, Subscription
 from clarity.logging import get_logger
 from clarity.worker.balance import fair_share, plan
+from clarity.worker.dead_letters import set_aside
 from clarity.worker.leases import LeaseStore
 from clarity.worker.registry import PeriodicJob, Registry
 
@@ -61,6 +62,10 @@ class Worker:
                 "CLARITY_WORKER_LEASE_SECONDS (leases are renewed every heartbeat)"
             )
         self.worker_id = worker_id
+        self.db = runtime.db
+        self.max_attempts = settings.worker_max_attempts
+        # Failures in a row per (handler, event id): past max_attempts, a dead letter.
+        self._failures: dict[tuple[str, str], int] = {}
         self.bus: PartitionedBus = bus
         self.registry = registry
         self.store = LeaseStore(
@@ -213,24 +218,48 @@ class Worker:
             self._draining.difference_update(closing)
 
     async def _handle(self, partition: int, payload: dict[str, Any]) -> None:
+        """Run the event's handlers in order. A handler's failure makes the bus deliver the
+        event again (after a growing delay, before any later one of its partition) until
+        it has failed :attr:`max_attempts` times in a row: then it is set aside as a dead
+        letter (:mod:`clarity.worker.dead_letters`) and the next handler and the next
+        event go on."""
         topic = str(payload.get("event_type", ""))
         routes = self.registry.routes_for(topic)
         if not routes:
             return
+        event_id = str(payload.get("event_id", ""))
         async with self._slots:
             for route in routes:
+                key = (route.name, event_id)
                 try:
                     await route.handler(payload)
                 except Exception as exc:
+                    attempts = self._failures.get(key, 0) + 1
                     log.error(
                         "worker.handler_failed",
                         handler=route.name,
                         topic=topic,
                         partition=partition,
-                        event_id=str(payload.get("event_id", "")),
+                        event_id=event_id,
+                        attempt=attempts,
                         error=type(exc).__name__,
                     )
-                    raise
+                    if attempts < self.max_attempts:
+                        if len(self._failures) > 10_000:  # events that moved elsewhere
+                            self._failures.clear()
+                        self._failures[key] = attempts
+                        raise
+                    # Raises while the database is down: the event then stays and returns.
+                    await set_aside(self.db, route.name, payload, type(exc).__name__, attempts)
+                    log.error(
+                        "worker.event_dead_lettered",
+                        handler=route.name,
+                        topic=topic,
+                        partition=partition,
+                        event_id=event_id,
+                        attempts=attempts,
+                    )
+                self._failures.pop(key, None)
 
     async def _repeat(self, job: PeriodicJob) -> None:
         while True:
