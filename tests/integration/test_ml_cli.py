@@ -2,7 +2,8 @@
 ``train`` registers both boosted models with their cards; ``evaluate`` run twice from
 scratch prints byte-identical tables and reports, equal to what the cards state (``--check``
 exits 0); another seed differs and ``--check`` exits 1; training again registers a new
-version with the same artifact (same SHA-256); ``promote``, ``list`` and ``card``.
+version with the same artifact (same SHA-256); ``promote``, ``list`` and ``card``;
+evaluating the boosted classifier and PAT-S together adds one comparison table.
 
 The reduced grid and 200 bootstrap resamples keep this near a minute; the full grid (the
 default, minutes) is what a served model's card states; it runs the same code.
@@ -11,6 +12,7 @@ default, minutes) is what a served model's card states; it runs the same code.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,16 +25,23 @@ from typer.testing import CliRunner
 from clarity.actigraphy.readers import SharedDataMissing, depresjon_dir
 from clarity.cli import app
 from clarity.config import get_settings
-from clarity.ml.card import card_table
-from clarity.ml.registry import DEPRESSION_CLASSIFIER, MADRS_REGRESSOR
+from clarity.ml.card import ComparedModel, card_table, comparison_table
+from clarity.ml.cli import COMPARISON_HEADING
+from clarity.ml.registry import DEPRESSION_CLASSIFIER, DEPRESSION_PAT_S, MADRS_REGRESSOR
 from clarity.ml.registry.models import ModelVersion
-from tests.conftest import TEST_SECRET
+from clarity.ml.training import CLASSIFIER_LABEL
+from tests.conftest import BACKEND, TEST_SECRET
 
 QUICK = ["--grid", "reduced", "--bootstrap", "200"]
+PAT_LABEL = "PAT architecture, trained on Depresjon"  # never just "PAT"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _depresjon() -> None:
+    if BACKEND != "sqlite":
+        # Training and evaluation are the same on both; the registry's storage is tested on
+        # both backends by tests/api/test_models_api.py.
+        pytest.skip("the clarity ml end-to-end runs in the sqlite run (suite time budget)")
     try:
         depresjon_dir()
     except SharedDataMissing as exc:
@@ -142,6 +151,7 @@ def test_train_then_evaluate_reproduces_the_cards_exactly(registry: str, tmp_pat
     ).read_bytes()
 
     tables = (runs[0] / "tables.md").read_text()
+    assert COMPARISON_HEADING not in tables  # only when both kinds of model were evaluated
     for name, card in cards.items():
         stated = card_table(card)
         assert stated is not None
@@ -155,6 +165,42 @@ def test_train_then_evaluate_reproduces_the_cards_exactly(registry: str, tmp_pat
     assert code == 1
     assert "DIFFERS from the table its card states" in output
     assert "trained with seed=0; this run used 1" in output
+
+
+def test_evaluating_boosted_and_pat_prints_one_comparison_table(
+    registry: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch", reason="PAT-S needs the train extra")
+    folder = tmp_path / "both"
+    code, output = _clarity(
+        registry,
+        "ml",
+        "evaluate",
+        "--models",
+        "boosted",
+        "--models",
+        "pat-s",
+        *QUICK,
+        "--out",
+        str(folder),
+    )
+    assert code == 0, output
+    tables = (folder / "tables.md").read_text()
+    assert output.count(COMPARISON_HEADING) == tables.count(COMPARISON_HEADING) == 1
+    per_model, comparison = tables.split(COMPARISON_HEADING)
+    assert per_model.count("| metric | value | 95% CI |") == 3  # the per-model tables stay
+    boosted = json.loads((folder / "report-boosted.json").read_text())
+    pat = json.loads((folder / f"report-{DEPRESSION_PAT_S}.json").read_text())
+    rows = [
+        ComparedModel.from_report(f"{CLASSIFIER_LABEL} (`{DEPRESSION_CLASSIFIER}`)", boosted),
+        ComparedModel.from_report(f"{PAT_LABEL} (PAT-S layout, `{DEPRESSION_PAT_S}`)", pat),
+    ]
+    assert comparison == "\n\n" + comparison_table(rows)  # the rows are the reports' numbers
+    lines = comparison.splitlines()
+    assert f"`{DEPRESSION_CLASSIFIER}`) | leave-one-subject-out" in lines[4]
+    assert f"`{DEPRESSION_PAT_S}`) | 3 subject-grouped folds" in lines[5]
+    assert "| 0.73 | 0.44 |" in lines[6]
+    assert "| 0.788 | 0.748 | 0.568 |" in lines[7]
 
 
 def test_retrain_promote_list_and_card(registry: str) -> None:

@@ -1,6 +1,7 @@
 """Model cards and their results tables, on SYNTHETIC report numbers (no model behind them):
 what every card must say, the exact table format, the regressor's honest verdict, and the
-round trip card -> table that ``clarity ml evaluate --check`` relies on."""
+round trip card -> table that ``clarity ml evaluate --check`` relies on, and the table that
+sets the boosted classifier, PAT-S and the published reference points side by side."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from typing import Any
 import pytest
 
 from clarity.ml.card import (
+    REFERENCE_POINTS,
     TABLE_BEGIN,
     TABLE_END,
     CardFacts,
+    ComparedModel,
     card_table,
+    comparison_table,
     json_safe,
     metrics_table,
     render_card,
@@ -176,3 +180,99 @@ def test_a_card_without_markers_states_no_table() -> None:
 def test_json_safe_replaces_non_finite_numbers() -> None:
     value = {"a": float("nan"), "b": [1.0, float("inf"), {"c": 2}], "d": (3, "x")}
     assert json_safe(value) == {"a": None, "b": [1.0, None, {"c": 2}], "d": [3, "x"]}
+
+
+# Hand-made reports in the two shapes `clarity ml evaluate` writes: the boosted report (its
+# classifier in a `classifier` section) and the PAT report (the section is the report).
+PAT_PROTOCOL = {
+    "splits": "5 subject-grouped folds, stratified by class (seed 0)",
+    "confidence_intervals": {"resamples": 2000, "level": 0.95, "seed": 0},
+}
+BOOSTED_REPORT = {"protocol": PROTOCOL, "classifier": CLASSIFIER, "regressor": _regressor(0, 1)}
+PAT_REPORT = {
+    "protocol": PAT_PROTOCOL,
+    "n_subjects": 55,
+    "n_positive": 23,
+    "metrics": {
+        "auc": _m(0.7, 0.55, 0.84),
+        "accuracy": _m(0.6, 0.47, 0.73),
+        "f1": _m(0.5, 0.3, 0.67),
+        "mcc": _m(0.2, -0.05, 0.45),
+        "brier": _m(0.25, None, None),  # no interval: the value alone
+        "sensitivity": _m(0.5, 0.3, 0.7),
+        "specificity": _m(0.7, 0.5, 0.85),
+    },
+}
+
+
+def test_comparison_table_sets_models_and_published_points_side_by_side() -> None:
+    table = comparison_table(
+        [
+            ComparedModel.from_report("Boosted (`depression-classifier`)", BOOSTED_REPORT),
+            ComparedModel.from_report("PAT architecture, trained on Depresjon", PAT_REPORT),
+        ]
+    )
+    assert table == (
+        "| model | protocol (splits) | subjects | AUC | accuracy | F1 | MCC "
+        "| Brier (lower is better) |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
+        "| Boosted (`depression-classifier`) | leave-one-subject-out (one fold per subject) "
+        "| 55 (23 depressed) | 0.880 [0.779, 0.960] | 0.782 [0.673, 0.891] "
+        "| 0.750 [0.600, 0.871] | 0.559 [0.335, 0.778] | 0.150 [0.110, 0.190] |\n"
+        "| PAT architecture, trained on Depresjon "
+        "| 5 subject-grouped folds, stratified by class (seed 0) | 55 (23 depressed) "
+        "| 0.700 [0.550, 0.840] | 0.600 [0.470, 0.730] | 0.500 [0.300, 0.670] "
+        "| 0.200 [-0.050, 0.450] | 0.250 |\n"
+        "| Published: Garcia-Ceja et al. 2018 (the data set's paper) "
+        "| its baseline; not split by person | n/a | n/a | n/a | 0.73 | 0.44 | n/a |\n"
+        "| Published: 1D-CNN + BiLSTM (ActiPheno, github.com/MankushG/ActiPheno) "
+        "| leave-one-patient-out, mean of 11 seeds | n/a | n/a | 0.788 | 0.748 | 0.568 | n/a |\n"
+        "\n"
+        "- Intervals: 95% percentile bootstrap intervals over subjects (2,000 resamples, "
+        "seed 0).\n"
+        "- The models were evaluated with different splits (protocol column): a model "
+        "evaluated on fewer, larger folds was trained on fewer subjects per fold, so the rows "
+        "are close to, not strictly, comparable.\n"
+        "- Published rows: as their authors report them, without intervals; other protocols, "
+        "preprocessing and units of analysis: indicative, not a ranking.\n"
+    )
+
+
+def test_comparison_notes_follow_the_rows() -> None:
+    other_intervals = {**PROTOCOL, "confidence_intervals": {"resamples": 200, "seed": 1}}
+    table = comparison_table(
+        [
+            ComparedModel("a", CLASSIFIER, PROTOCOL),
+            ComparedModel("b", CLASSIFIER, other_intervals),
+        ],
+        references=(),
+    )
+    assert "- a: 95% percentile bootstrap intervals over subjects (2,000 resamples, seed 0).\n" in (
+        table
+    )
+    assert "- b: 95% percentile bootstrap intervals over subjects (200 resamples, seed 1).\n" in (
+        table
+    )
+    assert "different splits" not in table  # both leave-one-subject-out
+    assert "published" not in table.lower()
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 4
+
+
+def test_compared_model_needs_a_classification_section() -> None:
+    assert ComparedModel.from_report("x", {"classification": PAT_REPORT}).section is PAT_REPORT
+    with pytest.raises(ValueError, match="no subject-level classification"):
+        ComparedModel.from_report("boosted regressor only", {"regressor": _regressor(0, 1)})
+
+
+def test_card_reference_points_are_the_comparison_reference_rows() -> None:
+    card = render_card(_facts())
+    for reference in REFERENCE_POINTS:
+        row = (
+            f"| {reference.source} | {reference.evaluation} | {reference.accuracy} "
+            f"| {reference.f1} | {reference.mcc} |"
+        )
+        assert row in card.splitlines()
+    assert (
+        "| Garcia-Ceja et al. 2018 (the data set's paper) | its baseline; not split by person "
+        "| n/a | 0.73 | 0.44 |" in card.splitlines()
+    )

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from clarity.ml import evaluation
+from clarity.ml.card import ComparedModel, comparison_table
 from clarity.ml.pat.config import PatConfig
 from clarity.ml.pat.depresjon import WeekDataset
 from clarity.ml.pat.evaluate import (
     PatLearner,
-    comparison_table,
     evaluate_depresjon,
     out_of_fold,
     subject_folds,
@@ -186,8 +186,15 @@ def test_depresjon_style_report_and_comparison_table() -> None:
     assert "2 subject-grouped folds" in grouped["protocol"]["splits"]  # type: ignore[index]
     assert "leave-one-subject-out" in loso["protocol"]["splits"]  # type: ignore[index]
     assert len(loso["subjects"]) == 4  # type: ignore[arg-type]
-    table = comparison_table({"pat": grouped, "other": {"classification": loso}})
-    lines = table.splitlines()
-    assert len(lines) == 3
-    assert lines[1].startswith("pat")
-    assert "[" in lines[2]
+    table = comparison_table(
+        [
+            ComparedModel.from_report("pat", grouped),
+            ComparedModel.from_report("other", {"classification": loso}),
+        ],
+        references=(),
+    )
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) == 4  # header, rule, two models
+    assert rows[2].startswith("| pat | 2 subject-grouped folds")
+    assert rows[3].startswith("| other | leave-one-subject-out")
+    assert " [" in rows[3]

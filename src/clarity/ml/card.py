@@ -5,7 +5,9 @@ was trained on, how it was evaluated, its metrics with 95% intervals, reference 
 limits and its provenance (Mitchell M, et al. "Model Cards for Model Reporting." FAT* 2019,
 doi:10.1145/3287560.3287596). Its results table comes from :func:`metrics_table`, the very
 function ``clarity ml evaluate`` prints with, between two markers, so a later evaluation can
-be compared with the card exactly (:func:`card_table`). Pure: no I/O, no web or database.
+be compared with the card exactly (:func:`card_table`). :func:`comparison_table` sets
+depression classifiers side by side with the published reference points the cards cite.
+Pure: no I/O, no web or database.
 """
 
 from __future__ import annotations
@@ -44,6 +46,38 @@ _REGRESSOR_ROWS: Final = (
     ("rmse", "RMSE, MADRS points"),
     ("pearson_r", "Pearson r"),
     ("interval_coverage", "Coverage of the prediction interval"),
+)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published result on Depresjon, as printed by its authors (their precision kept)."""
+
+    source: str
+    evaluation: str
+    accuracy: str
+    f1: str
+    mcc: str
+
+
+REFERENCE_POINTS: Final = (
+    Reference(
+        "Garcia-Ceja et al. 2018 (the data set's paper)",
+        "its baseline; not split by person",
+        "n/a",
+        "0.73",
+        "0.44",
+    ),
+    Reference(
+        "1D-CNN + BiLSTM (ActiPheno, github.com/MankushG/ActiPheno)",
+        "leave-one-patient-out, mean of 11 seeds",
+        "0.788",
+        "0.748",
+        "0.568",
+    ),
+)
+REFERENCE_CAVEAT: Final = (
+    "Other protocols, preprocessing and units of analysis: indicative, not a ranking."
 )
 
 
@@ -137,6 +171,92 @@ def metrics_table(task: Task, section: Mapping[str, Any], protocol: Mapping[str,
             lines.append(_metric_row(label, metrics.get(key), 2))
         lines += ["", _regression_verdict(metrics.get("mae_minus_baseline"))]
     return "\n".join(lines) + "\n"
+
+
+_COMPARED: Final = (
+    ("auc", "AUC"),
+    ("accuracy", "accuracy"),
+    ("f1", "F1"),
+    ("mcc", "MCC"),
+    ("brier", "Brier (lower is better)"),
+)
+
+
+@dataclass(frozen=True)
+class ComparedModel:
+    """One model's row of :func:`comparison_table`: its label, its subject-level
+    classification section (``metrics``, ``n_subjects``, ``n_positive``) and the protocol it
+    was evaluated with (``splits``, ``confidence_intervals``)."""
+
+    label: str
+    section: Mapping[str, Any]
+    protocol: Mapping[str, Any]
+
+    @classmethod
+    def from_report(cls, label: str, report: Mapping[str, Any]) -> ComparedModel:
+        """The classification part of a report: the report itself (PAT), its ``classifier``
+        section (the boosted report) or a ``classification``/``evaluation`` section."""
+        for key in (None, "classifier", "classification", "evaluation"):
+            section = report if key is None else report.get(key)
+            if isinstance(section, Mapping) and isinstance(section.get("metrics"), Mapping):
+                protocol = report.get("protocol") or section.get("protocol") or {}
+                return cls(label, section, protocol)
+        raise ValueError(f"{label}: the report has no subject-level classification 'metrics'")
+
+
+def _estimate(entry: Mapping[str, Any] | None) -> str:
+    entry = entry or {}
+    text = _number(entry.get("value"), 3)
+    low, high = entry.get("ci_low"), entry.get("ci_high")
+    if entry.get("value") is not None and low is not None and high is not None:
+        text += f" [{_number(low, 3)}, {_number(high, 3)}]"
+    return text
+
+
+def comparison_table(
+    models: Sequence[ComparedModel], references: Sequence[Reference] = REFERENCE_POINTS
+) -> str:
+    """Depression classifiers side by side as Markdown: one row per model (each metric as
+    value [95% CI] over subjects, its splits and subjects), then the published reference
+    points, which have no intervals here."""
+    header = ["model", "protocol (splits)", "subjects", *(words for _, words in _COMPARED)]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| --- | --- | --- |" + " ---: |" * len(_COMPARED),
+    ]
+    for model in models:
+        n = int(model.section.get("n_subjects", 0))
+        positive = int(model.section.get("n_positive", 0))
+        metrics = model.section.get("metrics") or {}
+        cells = [
+            model.label,
+            str(model.protocol.get("splits", "n/a")),
+            f"{n} ({positive} depressed)",
+            *(_estimate(metrics.get(key)) for key, _ in _COMPARED),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for r in references:
+        lines.append(
+            f"| Published: {r.source} | {r.evaluation} | n/a | n/a | {r.accuracy} | {r.f1} "
+            f"| {r.mcc} | n/a |"
+        )
+    intervals = [_interval_words(model.protocol) for model in models]
+    if len(set(intervals)) == 1:
+        notes = [f"Intervals: {intervals[0]}."]
+    else:
+        notes = [f"{m.label}: {words}." for m, words in zip(models, intervals, strict=True)]
+    if len({str(model.protocol.get("splits")) for model in models}) > 1:
+        notes.append(
+            "The models were evaluated with different splits (protocol column): a model "
+            "evaluated on fewer, larger folds was trained on fewer subjects per fold, so the "
+            "rows are close to, not strictly, comparable."
+        )
+    if references:
+        notes.append(
+            "Published rows: as their authors report them, without intervals; other "
+            "protocols, preprocessing and units of analysis: indicative, not a ranking."
+        )
+    return "\n".join([*lines, "", *(f"- {note}" for note in notes)]) + "\n"
 
 
 def json_safe(value: Any) -> Any:
@@ -310,12 +430,12 @@ def _references(f: CardFacts) -> list[str]:
         "",
         "| source | evaluation | accuracy | F1 | MCC |",
         "| --- | --- | ---: | ---: | ---: |",
-        "| Garcia-Ceja et al. 2018 (the data set's paper) | its baseline; not split by "
-        "person | n/a | 0.73 | 0.44 |",
-        "| 1D-CNN + BiLSTM (ActiPheno, github.com/MankushG/ActiPheno) | leave-one-patient-out, "
-        "mean of 11 seeds | 0.788 | 0.748 | 0.568 |",
+        *(
+            f"| {r.source} | {r.evaluation} | {r.accuracy} | {r.f1} | {r.mcc} |"
+            for r in REFERENCE_POINTS
+        ),
         "",
-        "Other protocols, preprocessing and units of analysis: indicative, not a ranking.",
+        REFERENCE_CAVEAT,
         "",
     ]
 

@@ -5,6 +5,9 @@
   until ``promote``).
 * ``evaluate`` reproduces the evaluation from scratch and prints each model's results table;
   with ``--check NAME:VERSION`` it compares them with the tables those versions' cards state.
+* When a run evaluates both the boosted classifier and PAT-S, ``train`` and ``evaluate`` also
+  print (and write into ``tables.md``) one table comparing them with the published
+  reference points (:func:`clarity.ml.card.comparison_table`).
 * ``list``, ``promote NAME VERSION``, ``card NAME VERSION``.
 
 Exit status: 0 done; 1 a ``--check`` differs, no such version, or a concurrent registry
@@ -35,7 +38,7 @@ from clarity.audit.service import AuditActor, bind_actor
 from clarity.config import UnsafeConfiguration, get_settings
 from clarity.errors import AppError
 from clarity.migrate import SchemaOutOfDate, check_at_head
-from clarity.ml.registry import DEPRESSION_PAT_S
+from clarity.ml.registry import DEPRESSION_CLASSIFIER, DEPRESSION_PAT_S
 from clarity.runtime import Runtime, open_runtime
 
 if TYPE_CHECKING:
@@ -209,11 +212,36 @@ def _evaluate(
     return evaluation, rows
 
 
+COMPARISON_HEADING = "## Depression classification: boosted trees vs the PAT architecture"
+
+
+def _comparison(evaluation: Evaluation) -> str | None:
+    """The boosted classifier and PAT-S side by side with the published reference points,
+    when this run evaluated both (:func:`clarity.ml.card.comparison_table`)."""
+    boosted = evaluation.reports.get("boosted")
+    pat = evaluation.reports.get(DEPRESSION_PAT_S)
+    if boosted is None or pat is None:
+        return None
+    from clarity.ml.card import ComparedModel, comparison_table
+
+    rows = [
+        ComparedModel.from_report(
+            f"{evaluation.labels[DEPRESSION_CLASSIFIER]} (`{DEPRESSION_CLASSIFIER}`)", boosted
+        ),
+        ComparedModel.from_report(
+            f"{evaluation.labels[DEPRESSION_PAT_S]} (PAT-S layout, `{DEPRESSION_PAT_S}`)", pat
+        ),
+    ]
+    return f"{COMPARISON_HEADING}\n\n{comparison_table(rows)}"
+
+
 def _tables_text(evaluation: Evaluation) -> str:
-    return "\n".join(
+    parts = [
         f"## {name}: {evaluation.labels[name]}\n\n{table}"
         for name, table in evaluation.tables.items()
-    )
+    ]
+    comparison = _comparison(evaluation)
+    return "\n".join(parts if comparison is None else [*parts, comparison])
 
 
 def _write_outputs(directory: Path, evaluation: Evaluation) -> None:
@@ -247,7 +275,7 @@ def train(
     actor = created_by or _default_actor()
     with tempfile.TemporaryDirectory(prefix="clarity-train-") as scratch:
         folder = out_dir or Path(scratch)
-        candidates = _train(chosen, grid, seed, bootstrap, workers, folder, actor)
+        candidates, comparison = _train(chosen, grid, seed, bootstrap, workers, folder, actor)
 
         async def register_all(session: AsyncSession) -> list[tuple[str, int, str]]:
             from clarity.ml.registry import service
@@ -271,6 +299,8 @@ def train(
             return done
 
         registered = _db(register_all)
+    if comparison is not None:
+        typer.echo(comparison)
     table = Table(title="Registered (not served until promoted)")
     for column in ("name", "version", "artifact sha256"):
         table.add_column(column)
@@ -292,7 +322,8 @@ def _train(
     workers: int,
     folder: Path,
     actor: str,
-) -> list[Candidate]:
+) -> tuple[list[Candidate], str | None]:
+    """The candidates to register, and the comparison table when both kinds were trained."""
     from clarity.database import utcnow
     from clarity.ml.provenance import code_version
     from clarity.ml.training import train_models
@@ -333,7 +364,7 @@ def _train(
         _write_outputs(folder, evaluation)
         for c in candidates:
             (folder / f"{c.name}.card.md").write_text(c.card_markdown)
-    return candidates
+    return candidates, _comparison(evaluation)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ Folds: subject-grouped, class-stratified K folds (default 5) rather than leave-o
 because every fold pretrains from scratch: LOSO means 55 pretraining + fine-tuning runs,
 hours on two CPU cores. ``--folds 0`` runs LOSO anyway, through the shared protocol
 (:func:`clarity.ml.protocol.evaluate_classifier`, as the boosted model), so the two reports
-compare on equal terms; ``--compare boosted=report.json`` prints them in one table.
+compare on equal terms; ``--compare boosted=report-boosted.json`` prints them in one table
+(:func:`clarity.ml.card.comparison_table`, as ``clarity ml evaluate`` does).
 
 Deterministic: a seed, ``torch.use_deterministic_algorithms`` and a fixed thread count
 (results can differ with another thread count, since sums are split differently).
@@ -31,13 +32,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from clarity.ml import evaluation
+from clarity.ml.card import ComparedModel, comparison_table
 from clarity.ml.evaluation import CrossValidation, JsonValue
 from clarity.ml.pat.config import PatConfig, size
 from clarity.ml.pat.depresjon import WeekDataset, depresjon_weeks
@@ -205,34 +206,6 @@ def evaluate_depresjon(
     return {"protocol": protocol, **report, "fold_states": [dict(s) for s in cv.fold_states]}
 
 
-COMPARED = ("auc", "accuracy", "f1", "mcc", "brier", "sensitivity", "specificity")
-
-
-def _metrics_of(report: Mapping[str, Any]) -> Mapping[str, Any]:
-    for candidate in (report, report.get("classification", {}), report.get("evaluation", {})):
-        if isinstance(candidate, Mapping) and isinstance(candidate.get("metrics"), Mapping):
-            return candidate["metrics"]  # type: ignore[no-any-return]
-    raise ValueError("report has no subject-level 'metrics'")
-
-
-def comparison_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
-    """One row per model: each metric as value [95% CI] over subjects."""
-    width = max(len(name) for name in reports) + 2
-    lines = [f"{'model':<{width}}" + "".join(f"{m:>22}" for m in COMPARED)]
-    for name, report in reports.items():
-        metrics = _metrics_of(report)
-        cells = []
-        for metric in COMPARED:
-            entry = metrics.get(metric) or {}
-            value, low, high = (entry.get(k) for k in ("value", "ci_low", "ci_high"))
-            text = "-" if value is None else f"{value:.3f}"
-            if value is not None and low is not None and high is not None:
-                text += f" [{low:.2f},{high:.2f}]"
-            cells.append(f"{text:>22}")
-        lines.append(f"{name:<{width}}" + "".join(cells))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="S", help="PAT size: S, M or L (default S)")
@@ -284,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "report.json").write_text(text + "\n")
-    reports: dict[str, Mapping[str, Any]] = {name: report}
+    compared = [ComparedModel.from_report(name, report)]
     for item in args.compare:
         other, _, path = item.partition("=")
-        reports[other] = json.loads(Path(path).read_text())
-    print(comparison_table(reports))
+        compared.append(ComparedModel.from_report(other, json.loads(Path(path).read_text())))
+    print(comparison_table(compared), end="")
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 
