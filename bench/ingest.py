@@ -122,35 +122,42 @@ async def copy_rows(
         await conn.close()
 
 
+async def create_patients(
+    client: httpx.AsyncClient, headers: dict[str, str], count: int, mrn_prefix: str
+) -> list[str]:
+    """``count`` synthetic patients with consent to wearable data; their ids."""
+    ids = []
+    for n in range(count):
+        created = await client.post(
+            "/api/v1/patients",
+            json={
+                "given_name": "Bench",
+                "family_name": "Patient",
+                "birth_date": "1970-01-01",
+                "timezone": "Europe/Oslo",
+                "mrn": f"{mrn_prefix}-{n}",
+            },
+            headers=headers,
+        )
+        created.raise_for_status()
+        patient_id = created.json()["id"]
+        (
+            await client.post(
+                f"/api/v1/patients/{patient_id}/consents",
+                json={"category": "wearable_data", "granted": True},
+                headers=headers,
+            )
+        ).raise_for_status()
+        ids.append(patient_id)
+    return ids
+
+
 async def api_setup(base: str, patients: int) -> tuple[str, list[str]]:
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         login = await client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
         token = login.json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        ids = []
-        for n in range(patients):
-            created = await client.post(
-                "/api/v1/patients",
-                json={
-                    "given_name": "Bench",
-                    "family_name": "Patient",
-                    "birth_date": "1970-01-01",
-                    "timezone": "Europe/Oslo",
-                    "mrn": f"BENCH-{n}",
-                },
-                headers=headers,
-            )
-            created.raise_for_status()
-            patient_id = created.json()["id"]
-            (
-                await client.post(
-                    f"/api/v1/patients/{patient_id}/consents",
-                    json={"category": "wearable_data", "granted": True},
-                    headers=headers,
-                )
-            ).raise_for_status()
-            ids.append(patient_id)
-        return token, ids
+        return token, await create_patients(client, headers, patients, "BENCH")
 
 
 async def post_batches(

@@ -5,43 +5,24 @@ an interrupted import resumed by running the same command again."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 
 from sqlalchemy import select, update
-from typer.testing import CliRunner
 
 from clarity.auth.models import Role
-from clarity.cli import app
-from clarity.config import get_settings
 from clarity.database import utcnow
 from clarity.imports.models import ImportJob, JobStatus
 from clarity.imports.service import CHUNK
 from tests.api.test_biometrics_ingest import PATIENT, new_patient
 from tests.api.test_imports_api import PHI, depresjon_csv, set_job, stored
-from tests.conftest import TEST_SECRET, Harness, bearer
+from tests.conftest import Harness, bearer
+from tests.support.cli import run_clarity
 
 
 def _invoke(database_url: str, args: list[str], extra_env: dict[str, str]) -> tuple[int, str]:
-    env = {
-        "CLARITY_DATABASE_URL": database_url,
-        "CLARITY_SECRET_KEY": TEST_SECRET,
-        "CLARITY_ENVIRONMENT": "test",
-        "CLARITY_REDIS_URL": "",
-        "COLUMNS": "200",
-        **extra_env,
-    }
-    saved = {k: v for k, v in os.environ.items() if k.startswith("CLARITY_")}
-    for key in saved:  # only what the test gives counts (as in a fresh shell)
-        os.environ.pop(key)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["import", *args], env=env)
-    finally:
-        get_settings.cache_clear()
-        os.environ.update(saved)
-    return result.exit_code, " ".join(result.output.split())
+    code, output = run_clarity(database_url, "import", *args, **extra_env)
+    return code, " ".join(output.split())
 
 
 async def run_import(database_url: str, *args: str, **env: str) -> tuple[int, str]:

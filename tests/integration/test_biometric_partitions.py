@@ -6,17 +6,14 @@ without losing or duplicating a row; the server runs it from start-up, daily, an
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 from clarity.biometrics.partitions import DEFAULT, maintain, month_start, partition_name
-from clarity.cli import app
-from clarity.config import get_settings
 from tests.api.test_biometrics_ingest import new_patient, send
-from tests.conftest import BACKEND, TEST_SECRET, Harness
+from tests.conftest import BACKEND, Harness
+from tests.support.cli import run_clarity
 
 
 async def _count(h: Harness, table: str) -> int:
@@ -67,27 +64,6 @@ async def test_old_months_leave_the_default_partition_and_future_months_exist(h:
     assert again.json()["duplicate"] == 120
 
 
-def _partitions_cli(database_url: str) -> tuple[int, str]:
-    """``clarity partitions`` in this process, on the test database only."""
-    env = {
-        "CLARITY_DATABASE_URL": database_url,
-        "CLARITY_SECRET_KEY": TEST_SECRET,
-        "CLARITY_ENVIRONMENT": "test",
-        "CLARITY_REDIS_URL": "",
-        "COLUMNS": "200",
-    }
-    saved = {k: v for k, v in os.environ.items() if k.startswith("CLARITY_")}
-    for key in saved:
-        os.environ.pop(key)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["partitions"], env=env)
-    finally:
-        get_settings.cache_clear()
-        os.environ.update(saved)
-    return result.exit_code, " ".join(result.output.split())
-
-
 async def test_the_server_keeps_partitions_and_the_command_does_it_on_demand(
     h: Harness, database_url: str
 ) -> None:
@@ -109,7 +85,8 @@ async def test_the_server_keeps_partitions_and_the_command_does_it_on_demand(
     assert response.status_code == 201, response.text
     assert response.json()["accepted"] == 30
 
-    code, output = await asyncio.to_thread(_partitions_cli, database_url)
+    code, output = await asyncio.to_thread(run_clarity, database_url, "partitions")
+    output = " ".join(output.split())
     assert code == 0, output
     if BACKEND != "postgres":
         assert "up to date" in output

@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import create_async_engine
-from typer.testing import CliRunner
 
 from clarity.actigraphy.readers import SharedDataMissing, depresjon_dir
-from clarity.cli import app
-from clarity.config import get_settings
 from clarity.ml.card import ComparedModel, card_table, comparison_table
 from clarity.ml.cli import COMPARISON_HEADING
 from clarity.ml.registry import DEPRESSION_CLASSIFIER, DEPRESSION_PAT_S, MADRS_REGRESSOR
 from clarity.ml.registry.models import ModelVersion
 from clarity.ml.training import CLASSIFIER_LABEL
-from tests.conftest import BACKEND, TEST_SECRET
+from tests.conftest import BACKEND
+from tests.support.cli import run_clarity
 
 QUICK = ["--grid", "reduced", "--bootstrap", "200"]
 PAT_LABEL = "PAT architecture, trained on Depresjon"  # never just "PAT"
@@ -96,34 +93,7 @@ def registry(database_url: str) -> Iterator[str]:
     asyncio.run(clear())
 
 
-def _clarity(database_url: str, *args: str, **extra_env: str) -> tuple[int, str]:
-    """Run ``clarity ARGS`` in this process against the test database (as a fresh shell
-    would: only the variables given here); its exit status and output."""
-    env = {
-        **extra_env,
-        "CLARITY_DATABASE_URL": database_url,
-        "CLARITY_SECRET_KEY": TEST_SECRET,
-        "CLARITY_ENVIRONMENT": "test",
-        "CLARITY_REDIS_URL": "",
-        "CLARITY_LOG_LEVEL": "WARNING",
-        "COLUMNS": "200",
-    }
-    saved = {
-        k: v
-        for k, v in os.environ.items()
-        if k.startswith("CLARITY_") and k != "CLARITY_SHARED_DATA"
-    }
-    for key in saved:
-        os.environ.pop(key)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
-        os.environ.update(saved)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout + result.stderr
+_clarity = run_clarity
 
 
 def test_train_then_evaluate_reproduces_the_cards_exactly(registry: str, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import time
 import uuid
 from collections import defaultdict
@@ -17,10 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete
-from typer.testing import CliRunner
 
-from clarity.cli import app
-from clarity.config import get_settings
 from clarity.events import RabbitBus, partition_of
 from clarity.outbox.models import OutboxEvent
 from clarity.outbox.service import enqueue
@@ -29,7 +25,8 @@ from clarity.worker.dead_letters import dead_events, retry
 from clarity.worker.models import DeadEvent, EventPartitionLease, EventWorker
 from clarity.worker.registry import Registry
 from clarity.worker.service import Worker
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import make_settings
+from tests.support.cli import run_clarity
 from tests.support.rabbitmq import (
     SHARED_RABBIT_URL,
     delete_topology,
@@ -175,26 +172,6 @@ async def test_periodic_jobs_run_in_the_worker_until_it_stops(runtime: Runtime) 
     assert all(b - a >= 0.09 for a, b in itertools.pairwise(runs))
 
 
-def _events_cli(database_url: str, *args: str) -> tuple[int, str]:
-    env = {
-        "CLARITY_DATABASE_URL": database_url,
-        "CLARITY_SECRET_KEY": TEST_SECRET,
-        "CLARITY_ENVIRONMENT": "test",
-        "CLARITY_REDIS_URL": "",
-        "COLUMNS": "250",
-    }
-    saved = {k: v for k, v in os.environ.items() if k.startswith("CLARITY_")}
-    for key in saved:
-        os.environ.pop(key)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["events", *args], env=env)
-    finally:
-        get_settings.cache_clear()
-        os.environ.update(saved)
-    return result.exit_code, " ".join(result.output.split())
-
-
 async def test_an_event_that_keeps_failing_is_set_aside_and_retried_later(
     runtime: Runtime, database_url: str
 ) -> None:
@@ -230,12 +207,12 @@ async def test_an_event_that_keeps_failing_is_set_aside_and_retried_later(
     )
     assert dead.payload["n"] == 1
 
-    code, output = await asyncio.to_thread(_events_cli, database_url, "dead")
+    code, output = await asyncio.to_thread(run_clarity, database_url, "events", "dead")
     assert code == 0, output
     assert str(dead.id) in output
     assert "RuntimeError" in output
     # The CLI's worker has only the configured handlers, not this test's: it says so.
-    code, output = await asyncio.to_thread(_events_cli, database_url, "retry", "--all")
+    code, output = await asyncio.to_thread(run_clarity, database_url, "events", "retry", "--all")
     assert code == 1, output
     assert "no handler named 'record'" in output
 
