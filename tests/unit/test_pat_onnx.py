@@ -86,8 +86,9 @@ def test_serving_side_imports_never_load_torch() -> None:
     import it (nor h5py or onnxscript, the other parts of the training extra)."""
     code = (
         "import importlib, sys\n"
-        "for module in ('clarity.app', 'clarity.ml', 'clarity.ml.evaluation',\n"
-        "               'clarity.ml.pat', 'clarity.ml.pat.weeks', 'clarity.ml.pat_onnx'):\n"
+        "for module in ('clarity.app', 'clarity.cli', 'clarity.ml', 'clarity.ml.evaluation',\n"
+        "               'clarity.ml.pat', 'clarity.ml.pat.weeks', 'clarity.ml.pat_onnx',\n"
+        "               'clarity.ml.registry.service', 'clarity.predictions.service'):\n"
         "    importlib.import_module(module)\n"
         "    heavy = [m for m in ('torch', 'h5py', 'onnxscript') if m in sys.modules]\n"
         "    if heavy:\n"
