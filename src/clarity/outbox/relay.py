@@ -99,12 +99,14 @@ class OutboxRelay:
         """Publish ``events`` (in ``seq`` order): one key's events one after another, each
         only once the previous one is confirmed, and different keys' events concurrently
         where the bus allows it (``max_in_flight``), so a broker's confirm round trip does
-        not cap the whole relay. A key whose event fails stops there (its later events
-        wait for the next pass); the other keys go on. Returns the seqs published and
-        the first failure; after a failure no further event is attempted in this pass."""
+        not cap the whole relay; a bus that takes one at a time gets them all in ``seq``
+        order. A key whose event fails stops there (its later events wait for the next
+        pass); publishes already in flight for other keys complete, and none starts after
+        a failure. Returns the seqs published and the first failure."""
+        concurrent = self.bus.max_in_flight > 1
         chains: dict[str | None, list[OutboxEvent]] = {}
         for event in events:
-            chains.setdefault(event.key, []).append(event)
+            chains.setdefault(event.key if concurrent else None, []).append(event)
         slots = asyncio.Semaphore(max(1, self.bus.max_in_flight))
         published: list[int] = []
         failures: list[BaseException] = []
