@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select, text
 
+from clarity.alerts.delivery import urls
 from clarity.alerts.delivery.feed import ALERT_TOPICS, AlertEvent, alert_events_after
 from clarity.alerts.delivery.webhooks import deliver_due, record_deliveries
 from clarity.alerts.events import emit_raised
@@ -477,6 +479,38 @@ async def test_private_addresses_are_refused_when_blocked(
         None,
     )
     assert receiver.count() == 0
+
+
+async def test_a_delivery_connects_to_the_address_it_checked(
+    harness_factory: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name is resolved and checked once per delivery, and the request
+    goes to that very address (the name itself never resolves here: a second lookup would
+    fail), carrying the receiver's own name in the Host header."""
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        lookups.append(host)
+        assert host == "receiver.example"
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(urls, "resolve", resolve)
+    monkeypatch.setattr(urls, "is_blocked", lambda address: False)  # stands for a public one
+    h: Harness = await harness_factory(webhook_block_private=True)
+    c = await clinic(h)
+    port = receiver.server.server_address[1]
+    created = await register(h, c.admin, f"http://receiver.example:{port}/hooks/clarity")
+    receiver.secret = created["secret"]
+    lookups.clear()
+    await raise_alert(h, c.org_id, c.patient_id)
+
+    async def arrived() -> Received | None:
+        return receiver.received[0] if receiver.count() else None
+
+    got = await eventually(arrived)
+    assert got.signed_ok
+    assert got.headers["host"] == f"receiver.example:{port}"
+    assert lookups == ["receiver.example"]  # checked once, then connected to that address
 
 
 async def test_logs_hold_neither_the_query_string_nor_the_secret(

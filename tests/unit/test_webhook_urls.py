@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -91,3 +92,27 @@ def test_retry_delays_follow_the_schedule_with_bounded_jitter() -> None:
     assert all(a < b for a, b in itertools.pairwise(middle[:6]))
     real = retry_delay(1)
     assert timedelta(seconds=8) <= real <= timedelta(seconds=12)
+
+
+async def test_pin_replaces_the_host_by_the_checked_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = {
+        "receiver.example": ["93.184.215.14"],
+        "v6.example": ["2606:4700:4700::1111"],
+    }
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        return [ipaddress.ip_address(a) for a in answers[host]]
+
+    monkeypatch.setattr(urls, "resolve", resolve)
+    pinned = await urls.pin("https://receiver.example/hooks/in?token=t")
+    assert pinned == urls.Pinned(
+        "https://93.184.215.14/hooks/in?token=t", "receiver.example", "receiver.example"
+    )
+    pinned = await urls.pin("http://user:pw@v6.example:8080/in")
+    assert pinned.url == "http://user:pw@[2606:4700:4700::1111]:8080/in"
+    assert pinned.host_header == "v6.example:8080"
+    answers["receiver.example"] = ["93.184.215.14", "10.0.0.7"]  # one private answer
+    with pytest.raises(urls.BlockedAddress):
+        await urls.pin("https://receiver.example/in")

@@ -4,7 +4,9 @@ Only ``http`` and ``https`` URLs with a host are accepted. When private addresse
 blocked (``CLARITY_WEBHOOK_BLOCK_PRIVATE``, on in production unless set), a URL whose host
 is, or resolves to, a loopback, private (RFC 1918, RFC 4193), link-local, carrier-grade
 NAT, multicast, reserved or unspecified address is refused, at registration and again
-before each delivery (DNS may change in between). Redirects are never followed.
+before each delivery (DNS may change in between), and the delivery then connects to the
+very address that was checked (:func:`pin`), so a second lookup answered differently (DNS
+rebinding) cannot send it elsewhere. Redirects are never followed.
 
 Logs and API answers show :func:`display_url`: scheme, host, port and path only, never
 the query string or credentials, which receivers often use to carry tokens.
@@ -15,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from dataclasses import dataclass
 from typing import Final
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from clarity.errors import AppError
 
@@ -99,14 +102,44 @@ def default_port(parts: SplitResult) -> int:
     return parts.port or (443 if parts.scheme.lower() == "https" else 80)
 
 
-async def check_reachable(url: str) -> None:
-    """Raise :class:`BlockedAddress` when the URL's host is or resolves to a blocked
-    address, or does not resolve at all (an unresolvable host is refused too)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+async def _checked_addresses(parts: SplitResult) -> list[IPAddress]:
     try:
-        addresses = await resolve(host, default_port(parts))
+        addresses = await resolve(parts.hostname or "", default_port(parts))
     except OSError:
         raise BlockedAddress("unresolvable") from None
     if not addresses or any(is_blocked(a) for a in addresses):
         raise BlockedAddress("blocked_address")
+    return addresses
+
+
+async def check_reachable(url: str) -> None:
+    """Raise :class:`BlockedAddress` when the URL's host is or resolves to a blocked
+    address, or does not resolve at all (an unresolvable host is refused too)."""
+    await _checked_addresses(urlsplit(url))
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A URL whose host is replaced by a checked address, with what the request must carry
+    so that the receiver still sees its own name: the ``Host`` header and, for https, the
+    TLS server name (used for SNI and for verifying the certificate)."""
+
+    url: str
+    host_header: str
+    server_name: str
+
+
+async def pin(url: str) -> Pinned:
+    """Check the URL as :func:`check_reachable` does and pin it to the first address."""
+    parts = urlsplit(url)
+    address = (await _checked_addresses(parts))[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    userinfo, _, host_port = parts.netloc.rpartition("@")
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
+    return Pinned(
+        url=urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")),
+        host_header=host_port,
+        server_name=parts.hostname or "",
+    )

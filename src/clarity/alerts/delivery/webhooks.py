@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -44,7 +45,7 @@ from clarity import __version__
 from clarity.alerts.delivery.feed import AlertEvent
 from clarity.alerts.delivery.schemas import alert_message
 from clarity.alerts.delivery.signing import signature_header
-from clarity.alerts.delivery.urls import BlockedAddress, check_reachable
+from clarity.alerts.delivery.urls import BlockedAddress, pin
 from clarity.alerts.models import Alert, WebhookDelivery, WebhookEndpoint
 from clarity.database import Database, utcnow
 from clarity.logging import get_logger
@@ -225,16 +226,22 @@ async def attempt(client: httpx.AsyncClient, job: Job, *, block_private: bool) -
     """POST one delivery; never raises for what the receiver or the network does."""
     if job.payload is None:
         return Outcome(False, error="event_missing", permanent=True)
-    if block_private:
-        try:
-            await check_reachable(job.url)
-        except BlockedAddress as exc:
-            return Outcome(False, error=str(exc))
+    url, extensions = job.url, {}
     body = orjson.dumps(alert_message(job.payload))
     headers = signed_request(job, body, int(time.time()))
+    if block_private:
+        try:
+            pinned = await pin(job.url)
+        except BlockedAddress as exc:
+            return Outcome(False, error=str(exc))
+        url, headers["Host"] = pinned.url, pinned.host_header
+        if urlsplit(job.url).scheme.lower() == "https":
+            extensions = {"sni_hostname": pinned.server_name}
     try:
         # Streamed and closed unread: the receiver's answer body is never loaded.
-        async with client.stream("POST", job.url, content=body, headers=headers) as response:
+        async with client.stream(
+            "POST", url, content=body, headers=headers, extensions=extensions
+        ) as response:
             code = response.status_code
     except httpx.HTTPError as exc:
         return Outcome(False, error=type(exc).__name__)
