@@ -125,19 +125,21 @@ async def test_each_patients_events_are_handled_in_order_once(runtime: Runtime) 
 
     began = time.monotonic()
     await produce(0, 10)
-    stop_second, run_second = await _running(second)  # joins mid-stream: a rebalance
+    await _wait(lambda: sum(map(len, handled.values())) >= PATIENTS * 10, 30, "the first half")
+    stop_second, run_second = await _running(second)  # joins between halves: a rebalance
+    await _wait(lambda: len(second.held) == PARTITIONS // 2, 10, "the second worker's share")
     await produce(10, EVENTS_PER_PATIENT)
     total = PATIENTS * EVENTS_PER_PATIENT
     await _wait(lambda: sum(map(len, handled.values())) >= total, 60, "every event")
     elapsed = time.monotonic() - began
-    await _wait(lambda: len(second.held) == PARTITIONS // 2, 10, "the second worker's share")
 
     for key in keys:
         assert handled[key] == list(range(EVENTS_PER_PATIENT)), key
     assert sorted(deliveries.values()).count(2) == 1  # only the failed one came twice
     assert len(deliveries) == total
     assert sorted(first.held + second.held) == list(range(PARTITIONS))
-    # The partitions that moved were handled by both workers: the move happened mid-stream.
+    # The partitions that moved were handled by both workers, each patient still in order:
+    # the first half by the first worker, the rest by the second.
     moved = [p for p in second.held if p in handlers_of]
     assert moved, handlers_of
     assert all(handlers_of[p] == {"first", "second"} for p in moved), handlers_of
