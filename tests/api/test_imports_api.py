@@ -25,6 +25,7 @@ from clarity.imports.runner import ImportRunner
 from clarity.imports.service import CHUNK
 from tests.api.test_biometrics_ingest import new_patient, set_consent
 from tests.conftest import Harness, bearer
+from tests.support.formats import fixture
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 PHI = "Quillon Vexmarrow"  # a name that must never come back in a response
@@ -155,6 +156,29 @@ async def test_a_file_imports_in_the_background_with_exact_counts(
     for action in ("import.create", "import.start", "import.finish", "import.read"):
         assert action in done, done
     assert done.count("biometrics.ingest") == 3
+
+
+async def test_what_maps_to_no_stream_is_counted_by_kind_not_dropped_silently(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    h = await start(harness_factory, tmp_path)
+    token = await h.token_for(Role.clinician)
+    patient_id = await new_patient(h, token)
+    content = fixture("apple_health_export.xml").read_bytes()
+    response = await upload(h, token, patient_id, content, format="apple_health")
+    assert response.status_code == 202, response.text
+    assert response.json()["skipped"] == {}  # known once the whole file has been read
+    job = await wait_for(h, token, response.headers["location"])
+    assert job["status"] == "succeeded", job
+    assert (job["rows_read"], job["rows_accepted"], job["rows_rejected"]) == (14, 12, 2)
+    assert job["skipped"] == {
+        "HKCategoryValueSleepAnalysisInBed": 1,
+        "HKCategoryValueSleepAnalysisAsleepUnspecified": 1,
+        "HKQuantityTypeIdentifierBodyMass": 1,
+        "Correlation": 1,
+        "Workout": 1,
+        "ActivitySummary": 1,
+    }
 
 
 async def test_resending_the_same_file_stores_nothing_new(

@@ -63,4 +63,7 @@ class ImportJob(UUIDPrimaryKey, TenantScoped, Base):
     seconds_running: Mapped[float] = mapped_column(default=0.0)
     # The first rejected records: {"record": n, "reason": ..., "field": ...}; never values.
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # What the file held that maps to no stream, by kind (record types, schemas): set when
+    # the file has been read to its end, so that nothing is dropped silently.
+    skipped: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     failure: Mapped[str | None] = mapped_column(String(512), default=None)

@@ -90,3 +90,8 @@ class ImportJobOut(ImportJobSummary):
         description=f"The first {MAX_LISTED_ERRORS} rejected records."
     )
     errors_truncated: bool
+    skipped: dict[str, int] = Field(
+        description="What the file held that maps to no stream, counted by kind (e.g. "
+        "Apple Health workouts, FHIR resources of other codes); filled in once the whole "
+        "file has been read."
+    )

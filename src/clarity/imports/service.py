@@ -200,6 +200,7 @@ def to_out(job: ImportJob) -> ImportJobOut:
         failure=message,
         errors=[RejectedRecord.model_validate(e) for e in job.errors],
         errors_truncated=job.rows_rejected > len(job.errors),
+        skipped=dict(job.skipped or {}),
     )
 
 

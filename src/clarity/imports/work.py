@@ -223,6 +223,8 @@ class _Worker:
         current.finished_at = now
         current.heartbeat_at = now
         current.failure = None if failure is None else failure_text(*failure)
+        if self.skipped:
+            current.skipped = dict(self.skipped)
         self._audit(
             session,
             "import.finish",
