@@ -202,42 +202,42 @@ async def handle_events(
     now = now or utcnow()
     org = valid[0][1].organization_id
     async with runtime.db.session(org) as session:
-        todo = [(n, e) for n, e in valid if not await _processed(session, e.event_id)]
+        pending = [(n, e) for n, e in valid if not await _processed(session, e.event_id)]
         for n, _ in valid:
             results[n] = EventResult(Outcome.duplicate)
-        if not todo:
+        if not pending:
             return results
-        ids = [e.event_id for _, e in todo]
-        patient = await session.get(Patient, todo[0][1].patient_id)
+        ids = [e.event_id for _, e in pending]
+        patient = await session.get(Patient, pending[0][1].patient_id)
         if patient is None or patient.status != "active":
             if await _mark_all(session, ids):
-                for n, _ in todo:
+                for n, _ in pending:
                     results[n] = EventResult(Outcome.ignored)
-            return results if len(todo) == 1 else await _one_by_one(runtime, payloads, now)
+            return results if len(pending) == 1 else await _one_by_one(runtime, payloads, now)
         subject = Subject(org, patient.id, patient.timezone)
         rules = await rules_for(session, subject)
-        tasks = merge([t for _, e in todo for t in await plan(session, e, rules)])
+        tasks = merge([t for _, e in pending for t in await plan(session, e, rules)])
         if not tasks:
             if await _mark_all(session, ids):
-                for n, _ in todo:
+                for n, _ in pending:
                     results[n] = EventResult(Outcome.processed)
                 return results
-            return results if len(todo) == 1 else await _one_by_one(runtime, payloads, now)
+            return results if len(pending) == 1 else await _one_by_one(runtime, payloads, now)
         prepared = await raising.prepare(session, subject, tasks, now)
     signals = await raising.compute(prepared)
     async with runtime.db.session(org) as session:
-        still = [e.event_id for _, e in todo if not await _processed(session, e.event_id)]
+        still = [e.event_id for _, e in pending if not await _processed(session, e.event_id)]
         if still != ids:  # another delivery got some of them meanwhile: start over
             return results if not still else await _one_by_one(runtime, payloads, now)
         created = await raising.store(session, subject, tasks, signals, now, event_id=ids[0])
         if not await _mark_all(session, ids):
-            return results if len(todo) == 1 else await _one_by_one(runtime, payloads, now)
-    for n, _ in todo:
+            return results if len(pending) == 1 else await _one_by_one(runtime, payloads, now)
+    for n, _ in pending:
         results[n] = EventResult(Outcome.processed)
-    results[todo[0][0]] = EventResult(Outcome.processed, tuple(created))
+    results[pending[0][0]] = EventResult(Outcome.processed, tuple(created))
     if created:
         runtime.outbox.notify()
-        log.info("alerts.raised", count=len(created), events=len(todo))
+        log.info("alerts.raised", count=len(created), events=len(pending))
     return results
 
 

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from clarity.alerts import raising
-from clarity.alerts.access import patient_context
 from clarity.alerts.models import StoredRule
 from clarity.alerts.needs import Needs, leaves
 from clarity.alerts.rulesets import Entry, Ruleset, pack_rule, ruleset
@@ -33,6 +32,7 @@ from clarity.auth.dependencies import Principal
 from clarity.biometrics.streams import stream_types
 from clarity.database import utcnow
 from clarity.errors import AppError, not_found
+from clarity.patients.access import patient_context
 from clarity.patients.models import Patient
 from clarity.patients.service import audit_patient
 from clarity.rules import FieldError, Rule, dry_run, validate_rule

@@ -18,16 +18,16 @@ from typing import Any, Final, TypeVarTuple
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from clarity.alerts.access import patient_context, reach, refuse
+from clarity.alerts.access import reach
 from clarity.alerts.events import ACKNOWLEDGED, RESOLVED, emit_transition
 from clarity.alerts.models import Alert
 from clarity.alerts.schemas import AlertOut, PatientAlertCounts
 from clarity.audit.service import record
 from clarity.auth.dependencies import Principal
 from clarity.database import utcnow
-from clarity.errors import AppError, not_found
+from clarity.errors import AppError
 from clarity.outbox.relay import OutboxRelay
-from clarity.patients.access import PatientContext
+from clarity.patients.access import PatientContext, patient_context, refuse
 from clarity.patients.service import audit_patient
 
 STATUSES: Final = ("open", "acknowledged", "resolved")
@@ -125,8 +125,7 @@ async def _reachable(
 ) -> tuple[Alert, PatientContext]:
     alert = await session.get(Alert, alert_id)
     if alert is None:
-        await refuse(session, None, "alert_not_found")
-        raise not_found("alert")
+        raise await refuse(session, None, "alert_not_found", "alert")
     ctx = await patient_context(session, principal, alert.patient_id, resource="alert")
     return alert, ctx
 

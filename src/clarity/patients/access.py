@@ -62,7 +62,11 @@ async def _own_patient_id(session: AsyncSession, principal: Principal) -> uuid.U
     return None if user is None else user.patient_id
 
 
-async def _refuse(session: AsyncSession, patient_id: uuid.UUID, reason: str) -> AppError:
+async def refuse(
+    session: AsyncSession, patient_id: uuid.UUID | None, reason: str, resource: str = "patient"
+) -> AppError:
+    """Audit a refused access, commit it, and answer the 404 to raise (the same body as a
+    record that does not exist)."""
     record(
         session,
         "patient.access",
@@ -73,7 +77,33 @@ async def _refuse(session: AsyncSession, patient_id: uuid.UUID, reason: str) -> 
         details={"reason": reason},
     )
     await session.commit()
-    return not_found("patient")
+    return not_found(resource)
+
+
+async def patient_context(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID, resource: str = "patient"
+) -> PatientContext:
+    """The caller's access to one patient (care team, a break-the-glass grant, a patient's
+    own record), or an audited 404 naming ``resource``. The caller checks the permission."""
+    patient = await session.get(Patient, patient_id)
+    if patient is None:
+        raise await refuse(session, patient_id, "not_found", resource)
+    team = await care_team_ids(session, patient_id)
+    grant = None
+    if principal.role == Role.clinician and principal.user_id not in team:
+        grant = await active_grant(session, patient_id, principal.user_id)
+        if grant is not None:
+            team.add(principal.user_id)
+    try:
+        ensure_patient_access(
+            principal,
+            patient_id,
+            care_team=team,
+            own_patient_id=await _own_patient_id(session, principal),
+        )
+    except AppError:
+        raise await refuse(session, patient_id, "not_on_care_team", resource) from None
+    return PatientContext(principal, patient, via_break_glass=grant is not None)
 
 
 def patient_scope(permission: Permission) -> Any:
@@ -87,26 +117,8 @@ def patient_scope(permission: Permission) -> Any:
         if principal.mfa_setup_only:
             raise AppError(403, "mfa_enrolment_required", "Enrol in multi-factor first.")
         if not role_has(principal.role, permission):
-            raise await _refuse(session, patient_id, "role")
-        patient = await session.get(Patient, patient_id)
-        if patient is None:
-            raise await _refuse(session, patient_id, "not_found")
-        team = await care_team_ids(session, patient_id)
-        grant = None
-        if principal.role == Role.clinician and principal.user_id not in team:
-            grant = await active_grant(session, patient_id, principal.user_id)
-            if grant is not None:
-                team.add(principal.user_id)
-        try:
-            ensure_patient_access(
-                principal,
-                patient_id,
-                care_team=team,
-                own_patient_id=await _own_patient_id(session, principal),
-            )
-        except AppError:
-            raise await _refuse(session, patient_id, "not_on_care_team") from None
-        return PatientContext(principal, patient, via_break_glass=grant is not None)
+            raise await refuse(session, patient_id, "role")
+        return await patient_context(session, principal, patient_id)
 
     resolve_patient.required_permission = permission  # type: ignore[attr-defined]
     return Depends(resolve_patient)
